@@ -1,0 +1,34 @@
+# The front door: `make run` starts the site, `make test` runs the whole suite.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format venv clean-db
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || "$$(scripts/python.sh)" -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## Web server and job-queue worker on SQLite, demo catalogue and demo keys (Ctrl-C stops both).
+run: $(STAMP)
+	scripts/run.sh
+
+## The whole test suite (SQLite by default; set DATABASE_URL for PostgreSQL).
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean-db:
+	rm -f db.sqlite3 db.sqlite3-wal db.sqlite3-shm

@@ -1,0 +1,50 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+
+from accounts.models import ApiKey, User
+
+
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    extra = 0
+    can_delete = False
+    fields = ("kind", "masked", "created_at", "revoked_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    ordering = ("-date_joined",)
+    list_display = ("email", "is_reseller", "is_staff", "is_active", "date_joined")
+    list_filter = ("is_reseller", "is_staff", "is_active")
+    search_fields = ("email",)
+    readonly_fields = ("date_joined", "last_login", "callback_secret")
+    inlines = [ApiKeyInline]
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Roles", {"fields": ("is_active", "is_reseller", "is_staff", "is_superuser")}),
+        ("API & Callback", {"fields": ("callback_url", "callback_enabled", "callback_secret")}),
+        ("Dates", {"fields": ("date_joined", "last_login")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("masked", "user", "kind", "created_at", "revoked_at")
+    list_filter = ("kind", ("revoked_at", admin.EmptyFieldListFilter))
+    search_fields = ("user__email", "prefix", "last4")
+    readonly_fields = ("user", "kind", "prefix", "last4", "digest", "created_at")
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False  # keys are issued by the account services, shown once
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request: object, queryset: object) -> None:
+        from django.utils import timezone
+
+        queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())

@@ -1,0 +1,89 @@
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from accounts.keys import new_callback_secret
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **extra: object) -> "User":
+        if not email:
+            raise ValueError("An email address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: object) -> "User":
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """An account: a buyer, and also a reseller once `is_reseller` is set."""
+
+    email = models.EmailField(unique=True)
+    is_active = models.BooleanField(
+        default=True, help_text="Disabled accounts are refused everywhere, API included."
+    )
+    is_staff = models.BooleanField(default=False)
+    is_reseller = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    # "API & Callback" settings
+    callback_url = models.CharField(max_length=2000, blank=True, default="")
+    callback_enabled = models.BooleanField(default=True)
+    callback_secret = models.CharField(max_length=100, default=new_callback_secret)
+    # After a rotation the previous secret keeps signing until this moment.
+    callback_secret_previous = models.CharField(max_length=100, blank=True, default="")
+    callback_secret_previous_until = models.DateTimeField(null=True, blank=True)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="accounts_user_email_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class ApiKey(models.Model):
+    """A buyer API key or a reseller agent key. Only the digest is stored."""
+
+    class Kind(models.TextChoices):
+        API = "api", "API key"
+        AGENT = "agent", "Agent key"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="keys")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    prefix = models.CharField(max_length=16)
+    last4 = models.CharField(max_length=4)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "kind"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="accounts_one_live_key_per_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}…{self.last4}"
+
+    @property
+    def masked(self) -> str:
+        return f"{self.prefix}…{self.last4}"

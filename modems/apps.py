@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ModemsConfig(AppConfig):
+    name = "modems"
+    verbose_name = "Modems"

@@ -1,0 +1,112 @@
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Operator(models.TextChoices):
+    """The operator pool a modem serves and a buyer orders from."""
+
+    NORMAL = "normal", "Normal"
+    PROMO = "promo", "Promo"
+    SPECIAL = "special", "Special"
+
+
+class ModemQuerySet(models.QuerySet["Modem"]):
+    def online(self) -> "ModemQuerySet":
+        since = timezone.now() - timedelta(seconds=settings.MODEM_ONLINE_SECONDS)
+        return self.filter(last_heartbeat_at__gte=since)
+
+    def orderable(self, operator: str) -> "ModemQuerySet":
+        """Online, said can_order, has a number, serves the operator, not disabled."""
+        return self.online().filter(
+            can_order=True,
+            phone_number__isnull=False,
+            mapping=operator,
+            disabled=False,
+        )
+
+
+class Modem(models.Model):
+    reseller = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="modems"
+    )
+    uid = models.CharField(max_length=64, help_text="The agent's name for the modem, e.g. COM3.")
+    phone_number = models.CharField(max_length=15, null=True, blank=True)
+    provider = models.CharField(max_length=64, blank=True, default="")
+    signal = models.PositiveSmallIntegerField(null=True, blank=True)
+    mapping = models.CharField(max_length=8, choices=Operator.choices, default=Operator.NORMAL)
+    can_order = models.BooleanField(default=True)
+    disabled = models.BooleanField(default=False, help_text="Set by staff: never handed out.")
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = ModemQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["reseller", "uid"], name="modems_uid_per_reseller"),
+            models.UniqueConstraint(
+                fields=["phone_number"],
+                condition=models.Q(phone_number__isnull=False),
+                name="modems_phone_number_unique",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(signal__isnull=True) | models.Q(signal__lte=100),
+                name="modems_signal_percent",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["mapping", "last_heartbeat_at"],
+                condition=models.Q(can_order=True, disabled=False, phone_number__isnull=False),
+                name="modems_orderable_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.uid} ({self.phone_number or 'no number'})"
+
+    @property
+    def is_online(self) -> bool:
+        if self.last_heartbeat_at is None:
+            return False
+        age = timezone.now() - self.last_heartbeat_at
+        return age <= timedelta(seconds=settings.MODEM_ONLINE_SECONDS)
+
+
+class InboundSms(models.Model):
+    """Every SMS an agent reports, matched or not (the match lives with the order)."""
+
+    modem = models.ForeignKey(Modem, on_delete=models.PROTECT, related_name="messages")
+    reseller = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="inbound_sms"
+    )
+    phone_number = models.CharField(max_length=15, blank=True, default="")
+    sender = models.CharField(max_length=100, blank=True, default="")
+    text = models.TextField()
+    message_id = models.CharField(max_length=128, null=True, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    otp_code = models.CharField(
+        max_length=32, null=True, blank=True, help_text="The code found in the text, if any."
+    )
+
+    class Meta:
+        verbose_name = "inbound SMS"
+        verbose_name_plural = "inbound SMS"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reseller", "message_id"],
+                condition=models.Q(message_id__isnull=False),
+                name="modems_sms_message_id_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["modem", "-created_at"], name="modems_sms_modem_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sender}: {self.text[:40]}"

@@ -1,0 +1,258 @@
+"""Writes on modems: the agent's sync and batch heartbeat."""
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from modems.models import Modem, Operator
+from modems.phone import PhoneNumberError, normalize_phone
+
+_SYNC_FIELDS = ("phone_number", "provider", "signal", "mapping")
+
+
+@dataclass
+class SyncResult:
+    synced: int = 0
+    created: int = 0
+    updated: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def reject(self, index: int, uid: Any, code: str, message: str) -> None:
+        self.errors.append(
+            {
+                "index": index,
+                "uid": uid if isinstance(uid, str) else None,
+                "code": code,
+                "message": message,
+            }
+        )
+
+
+class ItemError(ValueError):
+    pass
+
+
+def _signal(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise ItemError("signal must be a whole number from 0 to 100, or null.")
+    return value
+
+
+def _text(item: dict, name: str, max_length: int) -> str:
+    value = item.get(name) or ""
+    if not isinstance(value, str) or len(value) > max_length or "\x00" in value:
+        raise ItemError(f"{name} must be a string of at most {max_length} characters.")
+    return value.strip()
+
+
+def uid_of(item: Any) -> str:
+    if not isinstance(item, dict):
+        raise ItemError("Each modem must be a JSON object.")
+    uid = item.get("uid")
+    if not isinstance(uid, str) or not uid.strip() or len(uid) > 64 or "\x00" in uid:
+        raise ItemError("uid is required: a string of 1 to 64 characters.")
+    return uid.strip()
+
+
+def _sync_fields(item: dict) -> dict[str, Any]:
+    """The stored fields this item sets; fields it leaves out keep their values."""
+    fields: dict[str, Any] = {}
+    if "phone_number" in item:
+        raw = item["phone_number"]
+        try:
+            fields["phone_number"] = None if raw in (None, "") else normalize_phone(raw)
+        except PhoneNumberError as exc:
+            raise ItemError(str(exc)) from None
+    if "provider" in item:
+        fields["provider"] = _text(item, "provider", 64)
+    if "signal" in item:
+        fields["signal"] = _signal(item["signal"])
+    if "mapping" in item:
+        if item["mapping"] not in Operator.values:
+            raise ItemError(f"mapping must be one of {', '.join(Operator.values)}.")
+        fields["mapping"] = item["mapping"]
+    return fields
+
+
+def modems_sync(*, reseller: User, items: list[Any]) -> SyncResult:
+    """Create or update the reseller's modems by uid. A bad item is reported and skipped;
+    the rest of the batch is applied. Repeating the same body changes nothing."""
+    result = SyncResult()
+    wanted: dict[str, tuple[int, dict[str, Any]]] = {}
+    for index, item in enumerate(items):
+        try:
+            uid = uid_of(item)
+            fields = _sync_fields(item)
+        except ItemError as exc:
+            result.reject(
+                index,
+                item.get("uid") if isinstance(item, dict) else None,
+                "invalid_request",
+                str(exc),
+            )
+            continue
+        if uid in wanted:
+            result.reject(index, uid, "duplicate_uid", f"uid {uid} appears twice in this batch.")
+            continue
+        wanted[uid] = (index, fields)
+
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                outcome = _apply_sync(reseller, wanted)
+            break
+        except IntegrityError:
+            # Another reseller claimed one of these numbers between our read and our write:
+            # run again, and that item will be reported as a conflict this time.
+            if attempt == 2:
+                raise
+    result.synced, result.created, result.updated, conflicts = outcome
+    result.errors += conflicts
+    result.errors.sort(key=lambda e: e["index"])
+    return result
+
+
+def _apply_sync(
+    reseller: User, wanted: dict[str, tuple[int, dict[str, Any]]]
+) -> tuple[int, int, int, list[dict[str, Any]]]:
+    conflicts = SyncResult()
+    existing = {
+        m.uid: m
+        for m in Modem.objects.select_for_update()
+        .filter(reseller=reseller, uid__in=list(wanted))
+        .order_by("id")
+    }
+    claimed = {f["phone_number"] for _, f in wanted.values() if f.get("phone_number")}
+    holders = {m.phone_number: m for m in Modem.objects.filter(phone_number__in=claimed)}
+
+    now = timezone.now()
+    to_create: list[Modem] = []
+    to_update: list[Modem] = []
+    release_ids: set[int] = set()
+    taken: dict[str, str] = {}
+    for uid, (index, fields) in wanted.items():
+        number = fields.get("phone_number")
+        if number:
+            holder = holders.get(number)
+            if holder is not None and holder.reseller_id != reseller.pk:
+                conflicts.reject(
+                    index,
+                    uid,
+                    "phone_number_conflict",
+                    f"{number} is held by another reseller's modem.",
+                )
+                continue
+            if number in taken:
+                conflicts.reject(
+                    index,
+                    uid,
+                    "phone_number_conflict",
+                    f"{number} is also claimed by uid {taken[number]} in this batch.",
+                )
+                continue
+            taken[number] = uid
+            if holder is not None and holder.uid != uid:
+                release_ids.add(holder.pk)  # the number moves to this uid
+        modem = existing.get(uid)
+        if modem is None:
+            to_create.append(
+                Modem(reseller=reseller, uid=uid, created_at=now, updated_at=now, **fields)
+            )
+            continue
+        changed = {name: value for name, value in fields.items() if getattr(modem, name) != value}
+        if changed:
+            if "phone_number" in changed and modem.phone_number:
+                release_ids.add(modem.pk)
+            for name, value in changed.items():
+                setattr(modem, name, value)
+            modem.updated_at = now
+            to_update.append(modem)
+
+    if release_ids:
+        Modem.objects.filter(pk__in=release_ids).update(phone_number=None, updated_at=now)
+    if to_update:
+        Modem.objects.bulk_update(to_update, [*_SYNC_FIELDS, "updated_at"], batch_size=500)
+    if to_create:
+        Modem.objects.bulk_create(to_create, batch_size=500)
+    synced = len(wanted) - len(conflicts.errors)
+    return synced, len(to_create), len(to_update), conflicts.errors
+
+
+@dataclass(frozen=True)
+class HeartbeatItem:
+    uid: str
+    signal: int | None
+    can_order: bool | None
+
+
+def heartbeat_item(item: Any) -> HeartbeatItem:
+    uid = uid_of(item)
+    can_order = item.get("can_order")
+    if can_order is not None and not isinstance(can_order, bool):
+        raise ItemError("can_order must be true or false.")
+    return HeartbeatItem(uid=uid, signal=_signal(item.get("signal")), can_order=can_order)
+
+
+_HEARTBEAT_POSTGRES = """
+WITH locked AS (
+    SELECT id FROM modems_modem
+    WHERE reseller_id = %(reseller)s AND uid = ANY(%(uids)s::text[])
+    ORDER BY id FOR UPDATE
+)
+UPDATE modems_modem AS m
+SET last_heartbeat_at = %(now)s,
+    signal = COALESCE(v.signal, m.signal),
+    can_order = COALESCE(v.can_order, m.can_order)
+FROM unnest(%(uids)s::text[], %(signals)s::int[], %(can_order)s::bool[])
+     AS v(uid, signal, can_order), locked
+WHERE m.id = locked.id AND m.uid = v.uid
+RETURNING m.uid
+"""
+
+_HEARTBEAT_SQLITE = """
+UPDATE modems_modem
+SET last_heartbeat_at = %s,
+    signal = COALESCE(v.signal, modems_modem.signal),
+    can_order = COALESCE(v.can_order, modems_modem.can_order)
+FROM (
+    SELECT json_extract(value, '$[0]') AS uid, json_extract(value, '$[1]') AS signal,
+           json_extract(value, '$[2]') AS can_order
+    FROM json_each(%s)
+) AS v
+WHERE modems_modem.reseller_id = %s AND modems_modem.uid = v.uid
+RETURNING modems_modem.uid
+"""
+
+
+def modems_heartbeat(*, reseller: User, items: list[HeartbeatItem]) -> tuple[int, list[str]]:
+    """Mark the listed modems seen now, in one set-based statement whatever the batch size.
+    Returns the number updated and the uids this reseller never synced."""
+    latest = {item.uid: item for item in items}  # a uid repeated in one batch: the last wins
+    if not latest:
+        return 0, []
+    rows = list(latest.values())
+    now = timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                _HEARTBEAT_POSTGRES,
+                {
+                    "reseller": reseller.pk,
+                    "now": now,
+                    "uids": [r.uid for r in rows],
+                    "signals": [r.signal for r in rows],
+                    "can_order": [r.can_order for r in rows],
+                },
+            )
+        else:
+            payload = json.dumps([[r.uid, r.signal, r.can_order] for r in rows])
+            stamp = connection.ops.adapt_datetimefield_value(now)
+            cursor.execute(_HEARTBEAT_SQLITE, [stamp, payload, reseller.pk])
+        seen = {row[0] for row in cursor.fetchall()}
+    return len(seen), [uid for uid in latest if uid not in seen]

@@ -1,0 +1,87 @@
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from orders.models import Application, ApplicationPrice, IdempotencyKey, Order, OrderMessage
+
+
+class ApplicationPriceInline(admin.TabularInline):
+    model = ApplicationPrice
+    extra = 0
+
+
+@admin.register(Application)
+class ApplicationAdmin(admin.ModelAdmin):
+    list_display = ("name", "code", "enabled", "prices_display")
+    list_filter = ("enabled",)
+    search_fields = ("name", "code")
+    inlines = [ApplicationPriceInline]
+    actions = ["disable", "enable"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Application]:
+        return super().get_queryset(request).prefetch_related("prices")
+
+    @admin.display(description="prices")
+    def prices_display(self, app: Application) -> str:
+        return ", ".join(f"{p.operator} {p.price}" for p in app.prices.all())
+
+    @admin.action(description="Disable the selected applications")
+    def disable(self, request: HttpRequest, queryset: QuerySet[Application]) -> None:
+        self.message_user(request, f"Disabled {queryset.update(enabled=False)} applications.")
+
+    @admin.action(description="Enable the selected applications")
+    def enable(self, request: HttpRequest, queryset: QuerySet[Application]) -> None:
+        self.message_user(request, f"Enabled {queryset.update(enabled=True)} applications.")
+
+
+class OrderMessageInline(admin.TabularInline):
+    model = OrderMessage
+    extra = 0
+    fields = ("sms", "otp_code", "created_at")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    """Orders change state only through the order services (money moves with them)."""
+
+    list_display = (
+        "id",
+        "buyer",
+        "application",
+        "operator",
+        "phone_number",
+        "price",
+        "status",
+        "otp_code",
+        "created_at",
+        "expires_at",
+    )
+    list_filter = ("status", "operator", "application")
+    search_fields = ("=id", "buyer__email", "phone_number", "custom_user_id", "otp_code")
+    list_select_related = ("buyer", "application")
+    date_hierarchy = "created_at"
+    inlines = [OrderMessageInline]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
+        return [f.name for f in Order._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(IdempotencyKey)
+class IdempotencyKeyAdmin(admin.ModelAdmin):
+    list_display = ("key", "buyer", "created_at")
+    search_fields = ("key", "buyer__email")
+    readonly_fields = ("buyer", "key", "fingerprint", "response", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -1,0 +1,198 @@
+"""The buyer's order endpoints and the public catalogue."""
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.api import BuyerView
+from modems.models import Operator
+from orders import services
+from orders.models import OrderStatus
+from orders.representation import order_data
+from orders.selectors import order_of, orders_of, services_catalogue
+from zerotp import errors
+from zerotp.api import (
+    CursorPage,
+    StrictCharField,
+    StrictIntegerField,
+    error_responses,
+    validated,
+)
+
+OperatorPrice = inline_serializer(
+    "OperatorPrice", {"price": serializers.IntegerField(), "stock": serializers.IntegerField()}
+)
+
+
+class ServiceSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    code = serializers.CharField()
+    price = serializers.IntegerField(allow_null=True, help_text="The normal operator's price.")
+    stock = serializers.IntegerField(help_text="Numbers the normal operator can hand out now.")
+    operators = serializers.DictField(child=OperatorPrice)
+
+
+class ServicesView(APIView):
+    authentication_classes: list = []
+
+    @extend_schema(
+        operation_id="services",
+        summary="Applications with price and stock per operator (public)",
+        auth=[],
+        responses={200: ServiceSerializer(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(services_catalogue())
+
+
+class MessageSerializer(serializers.Serializer):
+    # "from" is a Python keyword, hence the declared name below.
+    text = serializers.CharField()
+    otp_code = serializers.CharField()
+    received_at = serializers.DateTimeField()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = serializers.CharField()
+        return fields
+
+
+class OrderSerializer(serializers.Serializer):
+    order_id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=OrderStatus.values)
+    phone_number = serializers.CharField()
+    application_id = serializers.IntegerField()
+    operator = serializers.ChoiceField(choices=Operator.values)
+    price = serializers.IntegerField()
+    custom_user_id = serializers.CharField(allow_null=True)
+    otp_code = serializers.CharField(allow_null=True)
+    sms_text = serializers.CharField(allow_null=True)
+    messages = MessageSerializer(many=True)
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+
+
+class OrderCreateSerializer(serializers.Serializer):
+    application_id = StrictIntegerField(min_value=1, max_value=2**63 - 1)
+    operator = serializers.ChoiceField(choices=Operator.values, default=Operator.NORMAL)
+    custom_user_id = StrictCharField(
+        required=False, allow_null=True, max_length=64, trim_whitespace=False
+    )
+
+
+def _order_id(value: Any) -> int:
+    # The URL converter already guarantees digits; a huge number is simply not found.
+    order_id = int(value)
+    if order_id > 2**63 - 1:
+        raise errors.NotFound(f"There is no order {value}.")
+    return order_id
+
+
+class OrdersView(BuyerView):
+    pagination_class = CursorPage
+
+    @extend_schema(
+        operation_id="order_create",
+        summary="Order a number",
+        request=OrderCreateSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                location=OpenApiParameter.HEADER,
+                required=False,
+                description=(
+                    "At most 255 characters. The same key and body within 24 h returns the "
+                    "first 201 answer and charges once; another body is a 409."
+                ),
+            )
+        ],
+        responses={201: OrderSerializer, **error_responses(400, 401, 402, 403, 404, 409, 413, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(OrderCreateSerializer, request.data)
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and (not key.strip() or len(key) > 255):
+            raise errors.InvalidRequest("Idempotency-Key must be 1 to 255 characters.")
+        created = services.order_create(
+            buyer=request.user,
+            application_id=data["application_id"],
+            operator=data["operator"],
+            custom_user_id=data.get("custom_user_id"),
+            idempotency_key=key,
+        )
+        headers = {"Idempotent-Replayed": "true"} if created.replayed else {}
+        return Response(created.body, status=201, headers=headers)
+
+    @extend_schema(
+        operation_id="orders_list",
+        summary="The account's orders, newest first",
+        parameters=[
+            OpenApiParameter("status", enum=OrderStatus.values, required=False),
+            OpenApiParameter("cursor", str, required=False),
+            OpenApiParameter("limit", int, required=False, description="1 to 200, default 50."),
+        ],
+        responses={200: OrderSerializer(many=True), **error_responses(400, 401, 403)},
+    )
+    def get(self, request: Request) -> Response:
+        status = request.query_params.get("status")
+        if status is not None and status not in OrderStatus.values:
+            raise errors.InvalidRequest(
+                f"status must be one of {', '.join(OrderStatus.values)}.",
+                fields={"status": ["Unknown status."]},
+            )
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(orders_of(request.user, status), request, view=self)
+        return paginator.get_paginated_response([order_data(o) for o in page])
+
+
+class OrderView(BuyerView):
+    @extend_schema(
+        operation_id="order_read",
+        summary="Order status and the OTP",
+        responses={200: OrderSerializer, **error_responses(401, 403, 404)},
+    )
+    def get(self, request: Request, order_id: str) -> Response:
+        order = order_of(request.user, _order_id(order_id))
+        if order is None:
+            raise errors.NotFound(f"There is no order {order_id}.")
+        return Response(order_data(order))
+
+
+class _OrderActionView(BuyerView):
+    action_name: str
+
+    def post(self, request: Request, order_id: str) -> Response:
+        action = getattr(services, f"order_{self.action_name}")
+        order = action(buyer=request.user, order_id=_order_id(order_id))
+        return Response(order_data(order_of(request.user, order.pk)))
+
+
+class OrderCancelView(_OrderActionView):
+    action_name = "cancel"
+
+    @extend_schema(
+        operation_id="order_cancel",
+        summary="Cancel a pending order and refund its price (safe to repeat)",
+        request=None,
+        responses={200: OrderSerializer, **error_responses(401, 403, 404, 409)},
+    )
+    def post(self, request: Request, order_id: str) -> Response:
+        return super().post(request, order_id)
+
+
+class OrderFinishView(_OrderActionView):
+    action_name = "finish"
+
+    @extend_schema(
+        operation_id="order_finish",
+        summary="Close a completed order (safe to repeat)",
+        request=None,
+        responses={200: OrderSerializer, **error_responses(401, 403, 404, 409)},
+    )
+    def post(self, request: Request, order_id: str) -> Response:
+        return super().post(request, order_id)

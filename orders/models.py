@@ -1,0 +1,187 @@
+import re
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from modems.models import InboundSms, Modem, Operator
+
+
+def validate_patterns(value: str) -> None:
+    for line in value.splitlines():
+        if line.strip():
+            try:
+                re.compile(line.strip())
+            except re.error as exc:
+                raise ValidationError(
+                    f"{line.strip()!r} is not a valid regular expression: {exc}"
+                ) from None
+
+
+class Application(models.Model):
+    """A service buyers order numbers for (WhatsApp, Telegram, ...)."""
+
+    name = models.CharField(max_length=100)
+    code = models.SlugField(max_length=50, unique=True)
+    enabled = models.BooleanField(default=True)
+    sender_patterns = models.TextField(
+        blank=True,
+        default="",
+        validators=[validate_patterns],
+        help_text=(
+            "One case-insensitive regular expression per line, looked for in the SMS sender "
+            "and text (use word boundaries: \\bwa\\b). No patterns: the application takes "
+            "any SMS."
+        ),
+    )
+    otp_pattern = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        validators=[validate_patterns],
+        help_text="Optional regular expression for this application's code; its first group wins.",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def patterns(self) -> list[str]:
+        return [line.strip() for line in self.sender_patterns.splitlines() if line.strip()]
+
+
+class ApplicationPrice(models.Model):
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="prices")
+    operator = models.CharField(max_length=8, choices=Operator.choices)
+    price = models.PositiveIntegerField(help_text="In rupiah.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["application", "operator"], name="orders_one_price_per_operator"
+            ),
+            models.CheckConstraint(condition=models.Q(price__gt=0), name="orders_price_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.application} {self.operator}: {self.price}"
+
+
+class OrderStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    COMPLETED = "completed", "Completed"
+    FINISHED = "finished", "Finished"
+    CANCELLED = "cancelled", "Cancelled"
+    EXPIRED = "expired", "Expired"
+
+
+OPEN_STATUSES = (OrderStatus.PENDING, OrderStatus.COMPLETED)
+# A number that reached these for an application is never offered for it again.
+USED_STATUSES = (OrderStatus.COMPLETED, OrderStatus.FINISHED)
+
+
+class Order(models.Model):
+    buyer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
+    )
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="orders")
+    operator = models.CharField(max_length=8, choices=Operator.choices)
+    modem = models.ForeignKey(Modem, on_delete=models.PROTECT, related_name="orders")
+    reseller = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="served_orders"
+    )
+    phone_number = models.CharField(max_length=15)
+    price = models.PositiveIntegerField()
+    reseller_share = models.PositiveIntegerField(null=True, blank=True)
+    custom_user_id = models.CharField(max_length=64, null=True, blank=True)
+    status = models.CharField(
+        max_length=10, choices=OrderStatus.choices, default=OrderStatus.PENDING
+    )
+    otp_code = models.CharField(max_length=32, null=True, blank=True)
+    sms_text = models.TextField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # One modem never holds two open orders for one application, whatever the race.
+            models.UniqueConstraint(
+                fields=["modem", "application"],
+                condition=models.Q(status__in=["pending", "completed"]),
+                name="orders_one_open_order_per_modem_app",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(price__gt=0), name="orders_price_positive_order"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["buyer", "-id"], name="orders_buyer_idx"),
+            models.Index(fields=["buyer", "status", "-id"], name="orders_buyer_status_idx"),
+            models.Index(
+                fields=["expires_at"],
+                condition=models.Q(status__in=["pending", "completed"]),
+                name="orders_open_expiry_idx",
+            ),
+            models.Index(
+                fields=["application", "phone_number"],
+                condition=models.Q(status__in=["completed", "finished"]),
+                name="orders_used_number_idx",
+            ),
+            models.Index(
+                fields=["modem", "status"],
+                condition=models.Q(status__in=["pending", "completed"]),
+                name="orders_open_by_modem_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"order {self.pk} ({self.application_id}, {self.status})"
+
+    @property
+    def effective_status(self) -> str:
+        """The status as the clock sees it: the expiry job may not have run yet."""
+        if self.status in OPEN_STATUSES and timezone.now() >= self.expires_at:
+            return (
+                OrderStatus.EXPIRED if self.status == OrderStatus.PENDING else OrderStatus.FINISHED
+            )
+        return self.status
+
+
+class OrderMessage(models.Model):
+    """An inbound SMS matched to an order."""
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="messages")
+    sms = models.OneToOneField(InboundSms, on_delete=models.PROTECT, related_name="match")
+    otp_code = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.order_id}: {self.otp_code}"
+
+
+class IdempotencyKey(models.Model):
+    """A remembered `Idempotency-Key` of an order creation, with the first 201 answer."""
+
+    buyer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    response = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["buyer", "key"], name="orders_idempotency_key_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.key

@@ -1,0 +1,43 @@
+"""Orders as the API shows them (API.md, "POST /api/v1/orders")."""
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from orders.models import Order, OrderMessage
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z, to the second as the contract shows."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def message_data(message: OrderMessage) -> dict[str, Any]:
+    return {
+        "from": message.sms.sender,
+        "text": message.sms.text,
+        "otp_code": message.otp_code,
+        "received_at": iso(message.sms.received_at),
+    }
+
+
+def order_data(order: Order, messages: Iterable[OrderMessage] | None = None) -> dict[str, Any]:
+    """The order object; `messages` defaults to the prefetched or stored ones, oldest first."""
+    if messages is None:
+        messages = order.messages.all()
+    return {
+        "order_id": order.pk,
+        "status": order.effective_status,
+        "phone_number": order.phone_number,
+        "application_id": order.application_id,
+        "operator": order.operator,
+        "price": order.price,
+        "custom_user_id": order.custom_user_id,
+        "otp_code": order.otp_code,
+        "sms_text": order.sms_text,
+        "messages": [message_data(m) for m in messages],
+        "created_at": iso(order.created_at),
+        "expires_at": iso(order.expires_at),
+    }

@@ -1,0 +1,412 @@
+"""Writes on orders: create, cancel, finish, expire, and the inbound SMS that completes them.
+
+Every state change puts its precondition in the UPDATE (`status='pending'`) and treats
+"0 rows" as "someone else won", so a cancel racing an SMS ends one way only. Money moves
+through billing with the references `order:<id>:hold|capture|release`; their uniqueness
+is the last guard against paying or refunding twice (cancel and expiry share `release`).
+Locks, where taken, follow one order: buyer wallet, modem, order, ledger accounts.
+"""
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery
+from django.utils import timezone
+
+from accounts.models import User
+from billing import services as billing
+from modems.models import InboundSms, Modem
+from orders.models import (
+    OPEN_STATUSES,
+    Application,
+    ApplicationPrice,
+    IdempotencyKey,
+    Order,
+    OrderMessage,
+    OrderStatus,
+)
+from orders.otp import extract_otp
+from orders.representation import order_data
+from orders.selectors import free_modems
+from zerotp import errors
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+DUPLICATE_SMS_WINDOW = timedelta(minutes=10)
+# How many modems one order creation tries when others win the race for them.
+MODEM_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class OrderCreated:
+    body: dict[str, Any]
+    replayed: bool
+
+
+def _fingerprint(**request: Any) -> str:
+    return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+
+
+def _idempotency_claim(buyer: User, key: str, fingerprint: str) -> dict[str, Any] | None:
+    """Claim the key for this request, or return the answer remembered for it.
+
+    The row is inserted first, inside the order's transaction: a concurrent retry of the
+    same key blocks on the unique index until the first request commits (then it replays
+    the answer) or rolls back (then it goes ahead itself)."""
+    try:
+        with transaction.atomic():
+            IdempotencyKey.objects.create(buyer=buyer, key=key, fingerprint=fingerprint)
+        return None
+    except IntegrityError:
+        pass
+    row = IdempotencyKey.objects.select_for_update().get(buyer=buyer, key=key)
+    if row.created_at < timezone.now() - IDEMPOTENCY_WINDOW or row.response is None:
+        row.fingerprint, row.response, row.created_at = fingerprint, None, timezone.now()
+        row.save(update_fields=["fingerprint", "response", "created_at"])
+        return None
+    if row.fingerprint != fingerprint:
+        raise errors.IdempotencyConflict(
+            "This Idempotency-Key was already used with a different request body."
+        )
+    return row.response
+
+
+def order_create(
+    *,
+    buyer: User,
+    application_id: int,
+    operator: str = "normal",
+    custom_user_id: str | None = None,
+    idempotency_key: str | None = None,
+) -> OrderCreated:
+    """Hand the buyer a free number and hold the price in escrow.
+
+    Errors in the contract's order: 400 (no price for the operator), 404, 429
+    too_many_active_orders, 402, 409 out_of_stock."""
+    app = (
+        Application.objects.filter(pk=application_id)
+        .annotate(
+            price=Subquery(
+                ApplicationPrice.objects.filter(
+                    application=OuterRef("pk"), operator=operator
+                ).values("price")[:1]
+            )
+        )
+        .first()
+    )
+    if app is None:
+        raise errors.NotFound(f"There is no application {application_id}.")
+    if app.price is None:
+        message = f"{app.name} has no price for the {operator} operator."
+        raise errors.InvalidRequest(message, fields={"operator": [message]})
+    if not app.enabled:
+        raise errors.NotFound(f"{app.name} is not available right now.")
+
+    with transaction.atomic():
+        if idempotency_key:
+            fingerprint = _fingerprint(
+                application_id=application_id, operator=operator, custom_user_id=custom_user_id
+            )
+            remembered = _idempotency_claim(buyer, idempotency_key, fingerprint)
+            if remembered is not None:
+                return OrderCreated(body=remembered, replayed=True)
+
+        wallet = billing.wallet_for_update(buyer)
+        now = timezone.now()
+        active = Order.objects.filter(
+            buyer=buyer, status=OrderStatus.PENDING, expires_at__gt=now
+        ).count()
+        if active >= settings.MAX_ACTIVE_ORDERS:
+            raise errors.TooManyActiveOrders(
+                f"You already have {active} pending orders (the limit is "
+                f"{settings.MAX_ACTIVE_ORDERS}); finish or cancel one first."
+            )
+        if wallet.balance < app.price:
+            raise errors.InsufficientBalance(
+                f"Balance {wallet.balance} is below the price {app.price}."
+            )
+
+        order = _order_on_free_modem(
+            buyer=buyer,
+            app=app,
+            operator=operator,
+            custom_user_id=custom_user_id,
+            now=now,
+        )
+        billing.hold(reference=f"order:{order.pk}:hold", wallet=wallet, amount=app.price)
+        body = order_data(order, messages=[])
+        if idempotency_key:
+            IdempotencyKey.objects.filter(buyer=buyer, key=idempotency_key).update(response=body)
+    return OrderCreated(body=body, replayed=False)
+
+
+def _order_on_free_modem(
+    *, buyer: User, app: Application, operator: str, custom_user_id: str | None, now: datetime
+) -> Order:
+    """Lock a free modem (skipping those other transactions hold) and insert the order.
+
+    The partial unique constraint on open (modem, application) orders catches what the
+    skip-locked read cannot see: under READ COMMITTED, a modem whose order another
+    transaction has just committed. Then the next modem is tried."""
+    tried: list[int] = []
+    candidates = free_modems(app.pk, operator).order_by("id")
+    for _ in range(MODEM_ATTEMPTS):
+        modem = (
+            candidates.exclude(pk__in=tried)
+            .select_for_update(skip_locked=True)
+            .only("id", "reseller_id", "phone_number")
+            .first()
+        )
+        if modem is None:
+            break
+        try:
+            with transaction.atomic():
+                return Order.objects.create(
+                    buyer=buyer,
+                    application=app,
+                    operator=operator,
+                    modem=modem,
+                    reseller_id=modem.reseller_id,
+                    phone_number=modem.phone_number,
+                    price=app.price,
+                    custom_user_id=custom_user_id,
+                    created_at=now,
+                    expires_at=now + timedelta(seconds=settings.ORDER_TTL_SECONDS),
+                )
+        except IntegrityError:
+            tried.append(modem.pk)
+    raise errors.OutOfStock(
+        f"No {operator} number is available for {app.name} right now; try again shortly "
+        "or another operator."
+    )
+
+
+def _own_order(buyer: User, order_id: int) -> Order:
+    order = Order.objects.filter(pk=order_id, buyer=buyer).first()
+    if order is None:
+        raise errors.NotFound(f"There is no order {order_id}.")
+    return order
+
+
+def order_cancel(*, buyer: User, order_id: int) -> Order:
+    """Cancel a pending order and refund its price. Safe to repeat."""
+    now = timezone.now()
+    with transaction.atomic():
+        cancelled = Order.objects.filter(
+            pk=order_id, buyer=buyer, status=OrderStatus.PENDING, expires_at__gt=now
+        ).update(status=OrderStatus.CANCELLED, closed_at=now)
+        order = _own_order(buyer, order_id)
+        if cancelled:
+            billing.release(reference=f"order:{order.pk}:release", buyer=buyer, amount=order.price)
+            return order
+    if order.status == OrderStatus.CANCELLED:
+        return order
+    state = order.effective_status
+    if state in (OrderStatus.COMPLETED, OrderStatus.FINISHED):
+        message = (
+            "An SMS has already arrived for this order: there is nothing to refund. Finish it."
+        )
+    else:
+        message = f"The order is {state} and can no longer be cancelled."
+    raise errors.InvalidState(message)
+
+
+def order_finish(*, buyer: User, order_id: int) -> Order:
+    """Close a completed order (the buyer is done with the number). Safe to repeat."""
+    now = timezone.now()
+    finished = Order.objects.filter(pk=order_id, buyer=buyer, status=OrderStatus.COMPLETED).update(
+        status=OrderStatus.FINISHED, closed_at=now
+    )
+    order = _own_order(buyer, order_id)
+    if finished or order.status == OrderStatus.FINISHED:
+        return order
+    state = order.effective_status
+    if state == OrderStatus.PENDING:
+        message = "No SMS has arrived yet: cancel the order instead to get a refund."
+    else:
+        message = f"The order is {state} and cannot be finished."
+    raise errors.InvalidState(message)
+
+
+def order_expire(*, order_id: int, now: datetime | None = None) -> bool:
+    """Expire one pending order past its time and refund it. True if this call did it."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        expired = Order.objects.filter(
+            pk=order_id, status=OrderStatus.PENDING, expires_at__lte=now
+        ).update(status=OrderStatus.EXPIRED, closed_at=now)
+        if expired:
+            order = Order.objects.only("buyer_id", "price").get(pk=order_id)
+            billing.release(
+                reference=f"order:{order_id}:release", buyer=order.buyer_id, amount=order.price
+            )
+    return bool(expired)
+
+
+def orders_expire(*, now: datetime | None = None, batch: int = 500) -> int:
+    """Expire and refund every pending order past `expires_at`; close completed ones.
+    Each order in its own transaction, so one failure does not hold back the rest."""
+    now = now or timezone.now()
+    count = 0
+    while True:
+        due = list(
+            Order.objects.filter(status=OrderStatus.PENDING, expires_at__lte=now)
+            .order_by("expires_at")
+            .values_list("pk", flat=True)[:batch]
+        )
+        count += sum(order_expire(order_id=pk, now=now) for pk in due)
+        if len(due) < batch:
+            break
+    Order.objects.filter(status=OrderStatus.COMPLETED, expires_at__lte=now).update(
+        status=OrderStatus.FINISHED, closed_at=now
+    )
+    return count
+
+
+@dataclass(frozen=True)
+class SmsResult:
+    matched: bool
+    order_id: int | None
+    otp: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"matched": self.matched, "order_id": self.order_id, "otp": self.otp}
+
+
+NO_MATCH = SmsResult(matched=False, order_id=None, otp=None)
+
+
+def _result_of(sms: InboundSms) -> SmsResult:
+    match = OrderMessage.objects.filter(sms=sms).first()
+    if match is None:
+        return NO_MATCH
+    return SmsResult(matched=True, order_id=match.order_id, otp=match.otp_code)
+
+
+def _pattern_hit(patterns: list[str], sender: str, text: str) -> bool:
+    for pattern in patterns:
+        try:
+            if re.search(pattern, sender, re.IGNORECASE) or re.search(pattern, text, re.IGNORECASE):
+                return True
+        except re.error:
+            continue
+    return False
+
+
+def _ranked_candidates(orders: list[Order], sender: str, text: str) -> list[Order]:
+    """Orders whose application's pattern matched first, then applications without
+    patterns (they take any SMS); pending before completed; then the oldest."""
+    ranked = []
+    for order in orders:
+        patterns = order.application.patterns
+        if patterns and not _pattern_hit(patterns, sender, text):
+            continue
+        rank = (
+            0 if patterns else 1,
+            0 if order.status == OrderStatus.PENDING else 1,
+            order.created_at,
+            order.pk,
+        )
+        ranked.append((rank, order))
+    return [order for _, order in sorted(ranked, key=lambda pair: pair[0])]
+
+
+def sms_receive(
+    *,
+    reseller: User,
+    uid: str,
+    sender: str,
+    text: str,
+    phone_number: str = "",
+    message_id: str | None = None,
+    received_at: datetime | None = None,
+) -> SmsResult:
+    """Store an inbound SMS, match it to the open order it belongs to, extract the code
+    and, for a pending order, pay the reseller their share. A repeated SMS gets the first
+    answer back and moves no money."""
+    now = timezone.now()
+    received_at = min(received_at or now, now)
+    with transaction.atomic():
+        # The modem lock serialises one modem's SMS, so duplicate detection is exact.
+        modem = Modem.objects.select_for_update().filter(reseller=reseller, uid=uid).first()
+        if modem is None:
+            raise errors.NotFound(f"There is no modem {uid}; sync it first.")
+        duplicate = _duplicate_of(modem, sender, text, message_id, now)
+        if duplicate is not None:
+            return _result_of(duplicate)
+        try:
+            with transaction.atomic():
+                sms = InboundSms.objects.create(
+                    modem=modem,
+                    reseller=reseller,
+                    phone_number=phone_number,
+                    sender=sender,
+                    text=text,
+                    message_id=message_id,
+                    received_at=received_at,
+                    created_at=now,
+                )
+        except IntegrityError:
+            # The same message_id arrived at the same moment through another modem.
+            return _result_of(InboundSms.objects.get(reseller=reseller, message_id=message_id))
+
+        candidates = Order.objects.filter(
+            modem=modem, status__in=OPEN_STATUSES, expires_at__gt=now, created_at__lte=received_at
+        ).select_related("application")
+        result = NO_MATCH
+        for order in _ranked_candidates(list(candidates), sender, text):
+            otp = extract_otp(text, sender, pattern=order.application.otp_pattern or None)
+            if otp is None:
+                continue
+            if _attach(order=order, sms=sms, otp=otp, now=now):
+                result = SmsResult(matched=True, order_id=order.pk, otp=otp)
+                break
+        sms.otp_code = result.otp if result.matched else extract_otp(text, sender)
+        sms.save(update_fields=["otp_code"])
+    return result
+
+
+def _duplicate_of(
+    modem: Modem, sender: str, text: str, message_id: str | None, now: datetime
+) -> InboundSms | None:
+    if message_id:
+        first = InboundSms.objects.filter(reseller_id=modem.reseller_id, message_id=message_id)
+        found = first.order_by("id").first()
+        if found is not None:
+            return found
+    return (
+        InboundSms.objects.filter(
+            modem=modem, sender=sender, text=text, created_at__gte=now - DUPLICATE_SMS_WINDOW
+        )
+        .order_by("id")
+        .first()
+    )
+
+
+def _attach(*, order: Order, sms: InboundSms, otp: str, now: datetime) -> bool:
+    """Record the SMS on the order; the first one completes it and pays the reseller.
+    False if the order closed meanwhile (a cancel or the clock won)."""
+    update = {"otp_code": otp, "sms_text": sms.text}
+    if order.status == OrderStatus.PENDING:
+        share = billing.reseller_share(order.price)
+        won = Order.objects.filter(
+            pk=order.pk, status=OrderStatus.PENDING, expires_at__gt=now
+        ).update(status=OrderStatus.COMPLETED, completed_at=now, reseller_share=share, **update)
+        if won:
+            billing.capture(
+                reference=f"order:{order.pk}:capture",
+                reseller=order.reseller_id,
+                amount=order.price,
+            )
+    else:
+        won = Order.objects.filter(
+            pk=order.pk, status=OrderStatus.COMPLETED, expires_at__gt=now
+        ).update(**update)
+    if won:
+        OrderMessage.objects.create(order=order, sms=sms, otp_code=otp, created_at=now)
+    return bool(won)

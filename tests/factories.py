@@ -1,0 +1,86 @@
+"""Test data. Accounts are made through the account services so that their keys are
+real; money arrives only through the ledger (top-ups)."""
+
+import itertools
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import factory
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.services import account_create
+from billing.services import topup
+from modems.models import Modem
+from orders.models import Application, ApplicationPrice
+
+_numbers = itertools.count(1)
+
+
+@dataclass
+class Buyer:
+    user: User
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"HTTP_X_API_KEY": self.key}
+
+
+@dataclass
+class Agent:
+    user: User
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"HTTP_X_AGENT_KEY": self.key}
+
+
+def make_buyer(balance: int = 0, email: str | None = None) -> Buyer:
+    account = account_create(email=email or f"buyer{next(_numbers)}@example.com")
+    if balance:
+        topup(user=account.user, amount=balance)
+    return Buyer(user=account.user, key=account.api_key)
+
+
+def make_agent(email: str | None = None) -> Agent:
+    account = account_create(
+        email=email or f"reseller{next(_numbers)}@example.com", is_reseller=True
+    )
+    assert account.agent_key
+    return Agent(user=account.user, key=account.agent_key)
+
+
+class ApplicationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Application
+
+    name = factory.Sequence(lambda n: f"App {n}")
+    code = factory.Sequence(lambda n: f"app{n}")
+    sender_patterns = ""
+
+    @factory.post_generation
+    def prices(self, create: bool, extracted: dict[str, int] | None, **kwargs: Any) -> None:
+        for operator, price in (extracted if extracted is not None else {"normal": 3500}).items():
+            ApplicationPrice.objects.create(application=self, operator=operator, price=price)
+
+
+class ModemFactory(factory.django.DjangoModelFactory):
+    """An online, orderable modem unless told otherwise."""
+
+    class Meta:
+        model = Modem
+
+    uid = factory.Sequence(lambda n: f"COM{n}")
+    phone_number = factory.Sequence(lambda n: f"62811{n:07d}")
+    provider = "Telkomsel"
+    signal = 80
+    mapping = "normal"
+    can_order = True
+    last_heartbeat_at = factory.LazyFunction(timezone.now)
+
+
+def offline_since(seconds: int) -> Any:
+    return timezone.now() - timedelta(seconds=seconds)

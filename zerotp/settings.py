@@ -1,0 +1,243 @@
+"""ZeroTP settings: one file, every value read from the environment in one place.
+
+Each variable has a default that suits a local run (`make run`); a wrong value stops
+start-up with a message that names the variable.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+
+def _read(name: str, cast: type, default: object) -> object:
+    try:
+        return env(name, cast=cast, default=default)
+    except (ValueError, TypeError, environ.ImproperlyConfigured) as exc:
+        raise ImproperlyConfigured(f"Environment variable {name} has a bad value: {exc}") from exc
+
+
+def _positive_int(name: str, default: int, minimum: int = 1) -> int:
+    value = _read(name, int, default)
+    if value < minimum:
+        raise ImproperlyConfigured(f"Environment variable {name} must be at least {minimum}.")
+    return value
+
+
+DEBUG = _read("DEBUG", bool, False)
+HTTPS = _read("HTTPS", bool, False)
+_DEV_SECRET_KEY = "dev-only-insecure-secret-key-set-SECRET_KEY-in-production"  # noqa: S105
+SECRET_KEY = _read("SECRET_KEY", str, _DEV_SECRET_KEY)
+if HTTPS and SECRET_KEY == _DEV_SECRET_KEY:
+    raise ImproperlyConfigured("SECRET_KEY must be set when HTTPS=true (production).")
+ALLOWED_HOSTS = _read("ALLOWED_HOSTS", list, ["127.0.0.1", "localhost", "[::1]", "testserver"])
+
+# --- Business rules (API.md, "Configuration") -------------------------------------------
+ORDER_TTL_SECONDS = _positive_int("ORDER_TTL_SECONDS", 1200)
+MODEM_ONLINE_SECONDS = _positive_int("MODEM_ONLINE_SECONDS", 120)
+RESELLER_SHARE_PERCENT = _positive_int("RESELLER_SHARE_PERCENT", 70, minimum=0)
+if RESELLER_SHARE_PERCENT > 100:
+    raise ImproperlyConfigured("Environment variable RESELLER_SHARE_PERCENT must be 0 to 100.")
+MAX_ACTIVE_ORDERS = _positive_int("MAX_ACTIVE_ORDERS", 20)
+MODEM_BATCH_MAX = _positive_int("MODEM_BATCH_MAX", 1000)
+CALLBACK_ALLOW_PRIVATE = _read("CALLBACK_ALLOW_PRIVATE", bool, False)
+API_RATE_LIMIT = _read("API_RATE_LIMIT", str, "100/s")
+SCAN_GUARD = _read("SCAN_GUARD", bool, True)
+CURRENCY = "IDR"
+# A request body above this is answered 413 before it is parsed. A full 1,000-modem sync
+# is about 120 KB.
+API_MAX_BODY_BYTES = _positive_int("API_MAX_BODY_BYTES", 1024 * 1024)
+
+if API_RATE_LIMIT != "0":
+    try:
+        _count, _period = API_RATE_LIMIT.split("/")
+        if int(_count) < 1 or _period not in {"s", "sec", "m", "min", "h", "hour", "d", "day"}:
+            raise ValueError
+    except ValueError:
+        raise ImproperlyConfigured(
+            "Environment variable API_RATE_LIMIT must look like 100/s, 600/m or 0 (off)."
+        ) from None
+
+# --- Applications ------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_q",
+    "accounts",
+    "billing",
+    "modems",
+    "orders",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "zerotp.urls"
+WSGI_APPLICATION = "zerotp.wsgi.application"
+AUTH_USER_MODEL = "accounts.User"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ----------------------------------------------------------------------------
+try:
+    DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+except (ValueError, environ.ImproperlyConfigured) as exc:
+    raise ImproperlyConfigured(f"Environment variable DATABASE_URL has a bad value: {exc}") from exc
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE makes concurrent writers queue instead of failing with "database is locked";
+    # WAL lets readers run beside the writer.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = str(BASE_DIR / "test-db.sqlite3")
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+
+# --- Cache and job queue -----------------------------------------------------------------
+REDIS_URL = _read("REDIS_URL", str, "")
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+    _Q_BROKER: dict[str, object] = {"redis": REDIS_URL}
+else:
+    # The database cache is shared by every gunicorn worker, unlike the local-memory one.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "zerotp_cache",
+        }
+    }
+    _Q_BROKER = {"orm": "default"}
+
+Q_CLUSTER = {
+    "name": "zerotp",
+    "workers": _positive_int("Q_WORKERS", 2),
+    "timeout": 50,
+    "retry": 60,
+    "max_attempts": 3,
+    "catch_up": False,
+    "ack_failures": True,
+    "save_limit": 1000,
+    "label": "Job queue",
+    **_Q_BROKER,
+}
+
+# --- Auth, i18n, static ------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# --- Security ----------------------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+if HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 31536000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+
+# --- API ---------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_PARSER_CLASSES": ["zerotp.api.LenientJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "zerotp.api.exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "zerotp.api.JSONOnlyNegotiation",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ZeroTP API",
+    "DESCRIPTION": (
+        "One-time passwords on real phone numbers. Buyers use `X-API-KEY`; modem-pool agents "
+        "use `X-AGENT-KEY`. Money is an integer number of rupiah. Every error is "
+        '`{"error": {"code": ..., "message": ...}}`.'
+    ),
+    "VERSION": "1.0.0",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+EMAIL_BACKEND = _read("EMAIL_BACKEND", str, "django.core.mail.backends.console.EmailBackend")

@@ -1,0 +1,46 @@
+from django.contrib import admin
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.negotiation import DefaultContentNegotiation
+
+from accounts.api import AccountView, BalanceView
+from modems.api import HeartbeatView, InboundSmsView, SyncView
+from orders.api import (
+    OrderCancelView,
+    OrderFinishView,
+    OrdersView,
+    OrderView,
+    ServicesView,
+)
+from zerotp.api import api_not_found
+
+api_v1 = [
+    path("api/v1/services", ServicesView.as_view(), name="api-services"),
+    path("api/v1/orders", OrdersView.as_view(), name="api-orders"),
+    path("api/v1/orders/<int:order_id>", OrderView.as_view(), name="api-order"),
+    path("api/v1/orders/<int:order_id>/cancel", OrderCancelView.as_view(), name="api-order-cancel"),
+    path("api/v1/orders/<int:order_id>/finish", OrderFinishView.as_view(), name="api-order-finish"),
+    path("api/v1/balance", BalanceView.as_view(), name="api-balance"),
+    path("api/v1/account", AccountView.as_view(), name="api-account"),
+    path("api/modem/sync", SyncView.as_view(), name="api-modem-sync"),
+    path("api/modem/heartbeat", HeartbeatView.as_view(), name="api-modem-heartbeat"),
+    path("api/modem/inbound-sms", InboundSmsView.as_view(), name="api-modem-inbound-sms"),
+]
+
+urlpatterns = [
+    *api_v1,
+    path(
+        "api/schema/",
+        SpectacularAPIView.as_view(content_negotiation_class=DefaultContentNegotiation),
+        name="api-schema",
+    ),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(
+            url_name="api-schema", content_negotiation_class=DefaultContentNegotiation
+        ),
+        name="api-docs",
+    ),
+    re_path(r"^api/", api_not_found),
+    path("admin/", admin.site.urls),
+]
