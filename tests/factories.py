@@ -56,6 +56,7 @@ def make_agent(email: str | None = None) -> Agent:
 class ApplicationFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Application
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"App {n}")
     code = factory.Sequence(lambda n: f"app{n}")
