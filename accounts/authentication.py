@@ -1,8 +1,6 @@
 """DRF authentication for the two key headers. A missing, unknown, revoked or wrong-kind
 key is a 401 with `WWW-Authenticate`; a disabled account is a 403."""
 
-from typing import Any
-
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
@@ -16,17 +14,17 @@ class _KeyAuthentication(BaseAuthentication):
     kind: str
     error: type[errors.DomainError]
 
-    def authenticate(self, request: Request) -> tuple[User, Any]:
+    def authenticate(self, request: Request) -> tuple[User, ApiKey]:
         key = request.headers.get(self.header, "").strip()
         if not key:
             raise self.error(f"The {self.header} header is missing.")
-        user = key_authenticate(key=key, kind=self.kind)
-        if user is None:
+        record = key_authenticate(key=key, kind=self.kind)
+        if record is None:
             raise self.error(f"The {self.header} is unknown or revoked.")
-        if not user.is_active:
+        if not record.user.is_active:
             raise errors.Forbidden("This account is disabled.")
-        self.check(user)
-        return user, None
+        self.check(record.user)
+        return record.user, record
 
     def check(self, user: User) -> None:
         pass

@@ -51,8 +51,8 @@ def key_revoke(*, user: User, kind: str) -> int:
     )
 
 
-def key_authenticate(*, key: str, kind: str) -> User | None:
-    """The live key's user, or None. One indexed query on the digest."""
+def key_authenticate(*, key: str, kind: str) -> ApiKey | None:
+    """The live key (with its user), or None. One indexed query on the digest."""
     if not key or len(key) > 200 or not key.startswith(_PREFIXES[ApiKey.Kind(kind)]):
         return None
     record = (
@@ -60,7 +60,7 @@ def key_authenticate(*, key: str, kind: str) -> User | None:
         .filter(digest=key_digest(key), kind=kind, revoked_at__isnull=True)
         .first()
     )
-    return record.user if record else None
+    return record
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,12 @@ def ledger_invariants(request: pytest.FixtureRequest) -> Iterator[None]:
     assert not problems, "ledger invariants broken:\n" + "\n".join(problems)
 
 
+@pytest.fixture(autouse=True)
+def no_rate_limit(settings: object) -> None:
+    """Tests fire requests faster than any client would; the limiter has its own tests."""
+    settings.API_RATE_LIMIT = "0"
+
+
 @pytest.fixture
 def client() -> APIClient:
     return APIClient()

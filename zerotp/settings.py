@@ -9,6 +9,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from zerotp.rates import parse_rate
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -46,21 +48,17 @@ MAX_ACTIVE_ORDERS = _positive_int("MAX_ACTIVE_ORDERS", 20)
 MODEM_BATCH_MAX = _positive_int("MODEM_BATCH_MAX", 1000)
 CALLBACK_ALLOW_PRIVATE = _read("CALLBACK_ALLOW_PRIVATE", bool, False)
 API_RATE_LIMIT = _read("API_RATE_LIMIT", str, "100/s")
-SCAN_GUARD = _read("SCAN_GUARD", bool, True)
 CURRENCY = "IDR"
 # A request body above this is answered 413 before it is parsed. A full 1,000-modem sync
 # is about 120 KB.
 API_MAX_BODY_BYTES = _positive_int("API_MAX_BODY_BYTES", 1024 * 1024)
 
-if API_RATE_LIMIT != "0":
-    try:
-        _count, _period = API_RATE_LIMIT.split("/")
-        if int(_count) < 1 or _period not in {"s", "sec", "m", "min", "h", "hour", "d", "day"}:
-            raise ValueError
-    except ValueError:
-        raise ImproperlyConfigured(
-            "Environment variable API_RATE_LIMIT must look like 100/s, 600/m or 0 (off)."
-        ) from None
+try:
+    parse_rate(API_RATE_LIMIT)
+except ValueError:
+    raise ImproperlyConfigured(
+        "Environment variable API_RATE_LIMIT must look like 100/s, 600/m or 0 (off)."
+    ) from None
 
 # --- Applications ------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -208,6 +206,7 @@ if HTTPS:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_THROTTLE_CLASSES": ["zerotp.throttling.KeyRateThrottle"],
     "DEFAULT_PARSER_CLASSES": ["zerotp.api.LenientJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "zerotp.api.exception_handler",
