@@ -39,7 +39,7 @@ class SyncItemSerializer(serializers.Serializer):
     phone_number = serializers.CharField(required=False, allow_null=True)
     provider = serializers.CharField(required=False, max_length=64)
     signal = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=100)
-    mapping = serializers.ChoiceField(choices=Operator.values, required=False)
+    mapping = serializers.ChoiceField(choices=Operator.choices, required=False)
 
 
 class SyncRequestSerializer(serializers.Serializer):

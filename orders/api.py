@@ -67,7 +67,7 @@ class OrderSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=OrderStatus.values)
     phone_number = serializers.CharField()
     application_id = serializers.IntegerField()
-    operator = serializers.ChoiceField(choices=Operator.values)
+    operator = serializers.ChoiceField(choices=Operator.choices)
     price = serializers.IntegerField()
     custom_user_id = serializers.CharField(allow_null=True)
     otp_code = serializers.CharField(allow_null=True)
@@ -79,7 +79,7 @@ class OrderSerializer(serializers.Serializer):
 
 class OrderCreateSerializer(serializers.Serializer):
     application_id = StrictIntegerField(min_value=1, max_value=2**63 - 1)
-    operator = serializers.ChoiceField(choices=Operator.values, default=Operator.NORMAL)
+    operator = serializers.ChoiceField(choices=Operator.choices, default=Operator.NORMAL)
     custom_user_id = StrictCharField(
         required=False, allow_null=True, max_length=64, trim_whitespace=False
     )
