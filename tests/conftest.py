@@ -45,9 +45,14 @@ def ledger_invariants(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def no_rate_limit(settings: object) -> None:
-    """Tests fire requests faster than any client would; the limiter has its own tests."""
+def test_settings(settings: object) -> None:
+    # Tests fire requests faster than any client would; the limiter has its own tests.
     settings.API_RATE_LIMIT = "0"
+    # The suite runs without collectstatic: serve assets from the apps, not a manifest.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
 
 
 @pytest.fixture

@@ -1,0 +1,120 @@
+"""Staff tooling: every model in admin, the ledger read-only, the money and catalogue actions."""
+
+import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import User
+from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from billing.services import wallet_balance
+from modems.models import InboundSms, Modem
+from orders.models import Application, IdempotencyKey, Order
+from orders.services import order_create, sms_receive
+from tests.factories import ApplicationFactory, ModemFactory, make_agent, make_buyer
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff() -> Client:
+    client = Client()
+    client.force_login(User.objects.create_superuser("staff@example.com", "pw"))
+    return client
+
+
+@pytest.fixture
+def some_of_everything() -> None:
+    app = ApplicationFactory(sender_patterns="\\bwhatsapp\\b")
+    agent = make_agent()
+    modem = ModemFactory(reseller=agent.user)
+    buyer = make_buyer(balance=10_000)
+    order_create(buyer=buyer.user, application_id=app.pk, idempotency_key="k1")
+    sms_receive(reseller=agent.user, uid=modem.uid, sender="WhatsApp", text="Code 123456")
+
+
+MODELS = [
+    User,
+    LedgerAccount,
+    LedgerTransaction,
+    LedgerEntry,
+    Modem,
+    InboundSms,
+    Application,
+    Order,
+    IdempotencyKey,
+]
+
+
+@pytest.mark.usefixtures("some_of_everything")
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
+def test_every_model_has_a_working_list_and_detail_page(staff: Client, model: type) -> None:
+    meta = model._meta
+    listing = staff.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist"))
+    assert listing.status_code == 200
+    obj = model.objects.first()
+    detail = staff.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.pk]))
+    assert detail.status_code == 200
+
+
+@pytest.mark.usefixtures("some_of_everything")
+@pytest.mark.parametrize("model", [LedgerAccount, LedgerTransaction, LedgerEntry])
+def test_the_ledger_is_read_only(staff: Client, model: type) -> None:
+    meta = model._meta
+    assert staff.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_add")).status_code == 403
+    obj = model.objects.first()
+    url = reverse(f"admin:{meta.app_label}_{meta.model_name}_delete", args=[obj.pk])
+    assert staff.post(url, {"post": "yes"}).status_code == 403
+    assert model.objects.filter(pk=obj.pk).exists()
+
+
+def test_staff_tops_up_users_through_the_ledger(staff: Client) -> None:
+    buyer = make_buyer()
+    url = reverse("admin:accounts_user_changelist")
+    form = {"action": "topup_users", ACTION_CHECKBOX_NAME: [buyer.user.pk]}
+
+    confirm = staff.post(url, form)
+    assert confirm.status_code == 200 and b"Credit through the ledger" in confirm.content
+
+    done = staff.post(url, {**form, "apply": "1", "amount": "15000", "note": "bank transfer"})
+    assert done.status_code == 302
+    assert wallet_balance(buyer.user) == 15_000
+    assert LedgerTransaction.objects.get(kind="topup").memo == "bank transfer"
+
+
+def test_a_refused_topup_amount_credits_nothing(staff: Client) -> None:
+    buyer = make_buyer()
+    url = reverse("admin:accounts_user_changelist")
+    staff.post(
+        url,
+        {
+            "action": "topup_users",
+            ACTION_CHECKBOX_NAME: [buyer.user.pk],
+            "apply": "1",
+            "amount": "-5",
+        },
+    )
+    assert wallet_balance(buyer.user) == 0
+
+
+def test_staff_disable_a_modem_and_it_is_no_longer_stock(staff: Client) -> None:
+    app = ApplicationFactory()
+    modem = ModemFactory(reseller=make_agent().user)
+    url = reverse("admin:modems_modem_changelist")
+
+    staff.post(url, {"action": "disable", ACTION_CHECKBOX_NAME: [modem.pk]})
+
+    modem.refresh_from_db()
+    assert modem.disabled
+    stock = staff.get("/api/v1/services").json()
+    assert [s["stock"] for s in stock if s["id"] == app.pk] == [0]
+
+
+def test_staff_disable_an_application_and_it_leaves_the_catalogue(staff: Client) -> None:
+    app = ApplicationFactory()
+    url = reverse("admin:orders_application_changelist")
+
+    staff.post(url, {"action": "disable", ACTION_CHECKBOX_NAME: [app.pk]})
+
+    assert not Application.objects.get(pk=app.pk).enabled
+    assert app.pk not in [s["id"] for s in staff.get("/api/v1/services").json()]
