@@ -1,0 +1,215 @@
+"""GET /api/v1/services: the public catalogue, its shape, and physical stock."""
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from modems.models import Modem
+from orders.models import Application, Order
+from orders.services import order_create, order_finish, sms_receive
+from tests.factories import Agent, ApplicationFactory, Buyer, ModemFactory, offline_since
+
+SERVICES = "/api/v1/services"
+
+
+def catalogue(client: APIClient, **headers: str) -> list[dict[str, Any]]:
+    response = client.get(SERVICES, **headers)
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("application/json")
+    return response.json()
+
+
+def entry(client: APIClient, app: Application) -> dict[str, Any]:
+    return next(item for item in catalogue(client) if item["id"] == app.pk)
+
+
+def test_services_is_public_and_empty_without_applications(client: APIClient, db: None) -> None:
+    assert catalogue(client) == []
+
+
+def test_services_ignores_key_headers_it_is_sent(client: APIClient, db: None) -> None:
+    app = ApplicationFactory()
+
+    items = catalogue(client, HTTP_X_API_KEY="zk_unknown", HTTP_X_AGENT_KEY="nonsense")
+
+    assert [item["id"] for item in items] == [app.pk]
+
+
+def test_services_has_the_shape_of_the_contract(client: APIClient, agent: Agent) -> None:
+    app = ApplicationFactory(
+        name="WhatsApp", code="whatsapp", prices={"normal": 3500, "promo": 2800, "special": 5000}
+    )
+    for _ in range(3):
+        ModemFactory(reseller=agent.user, mapping="normal")
+    ModemFactory(reseller=agent.user, mapping="promo")
+
+    assert catalogue(client) == [
+        {
+            "id": app.pk,
+            "name": "WhatsApp",
+            "code": "whatsapp",
+            "price": 3500,
+            "stock": 3,
+            "operators": {
+                "normal": {"price": 3500, "stock": 3},
+                "promo": {"price": 2800, "stock": 1},
+                "special": {"price": 5000, "stock": 0},
+            },
+        }
+    ]
+
+
+def test_values_are_json_integers(client: APIClient, agent: Agent) -> None:
+    ApplicationFactory(prices={"normal": 3500})
+    ModemFactory(reseller=agent.user)
+
+    item = catalogue(client)[0]
+
+    for value in (item["id"], item["price"], item["stock"], *item["operators"]["normal"].values()):
+        assert type(value) is int
+
+
+def test_an_operator_with_no_price_is_absent(client: APIClient, db: None) -> None:
+    app = ApplicationFactory(prices={"normal": 3500, "special": 5000})
+
+    assert set(entry(client, app)["operators"]) == {"normal", "special"}
+
+
+def test_top_level_price_and_stock_are_the_normal_operators(
+    client: APIClient, agent: Agent
+) -> None:
+    app = ApplicationFactory(prices={"normal": 4000, "promo": 1000})
+    ModemFactory(reseller=agent.user, mapping="normal")
+    for _ in range(2):
+        ModemFactory(reseller=agent.user, mapping="promo")
+
+    item = entry(client, app)
+
+    assert (item["price"], item["stock"]) == (4000, 1)
+    assert item["operators"]["promo"] == {"price": 1000, "stock": 2}
+
+
+def test_disabled_applications_are_absent(client: APIClient, db: None) -> None:
+    shown = ApplicationFactory()
+    ApplicationFactory(enabled=False)
+
+    assert [item["id"] for item in catalogue(client)] == [shown.pk]
+
+
+def test_applications_are_listed_in_id_order(client: APIClient, db: None) -> None:
+    apps = [ApplicationFactory() for _ in range(4)]
+
+    assert [item["id"] for item in catalogue(client)] == [a.pk for a in apps]
+
+
+@pytest.mark.parametrize(
+    "modem_fields",
+    [
+        {"last_heartbeat_at": None},
+        {"last_heartbeat_at": "offline"},
+        {"can_order": False},
+        {"disabled": True},
+        {"phone_number": None},
+        {"mapping": "special"},
+    ],
+    ids=["never-seen", "offline", "cannot-order", "disabled-by-staff", "no-number", "other-pool"],
+)
+def test_stock_counts_only_online_orderable_modems(
+    client: APIClient, agent: Agent, modem_fields: dict[str, Any]
+) -> None:
+    app = ApplicationFactory(prices={"normal": 3500})
+    ModemFactory(reseller=agent.user)
+    if modem_fields.get("last_heartbeat_at") == "offline":
+        modem_fields = {"last_heartbeat_at": offline_since(121)}
+    ModemFactory(reseller=agent.user, **modem_fields)
+
+    assert entry(client, app)["stock"] == 1
+
+
+def test_a_modem_with_an_open_order_is_out_of_stock_for_that_application_only(
+    client: APIClient, buyer: Buyer, agent: Agent
+) -> None:
+    ordered = ApplicationFactory()
+    other = ApplicationFactory()
+    ModemFactory(reseller=agent.user)
+    order_create(buyer=buyer.user, application_id=ordered.pk)
+
+    assert entry(client, ordered)["stock"] == 0
+    assert entry(client, other)["stock"] == 1
+
+
+def test_a_number_that_completed_an_order_is_not_stock_for_that_application_again(
+    client: APIClient, buyer: Buyer, agent: Agent
+) -> None:
+    used_for = ApplicationFactory()
+    other = ApplicationFactory()
+    modem = ModemFactory(reseller=agent.user)
+    created = order_create(buyer=buyer.user, application_id=used_for.pk)
+    assert sms_receive(reseller=agent.user, uid=modem.uid, sender="x", text="code 123456").matched
+    order_finish(buyer=buyer.user, order_id=created.body["order_id"])
+
+    assert entry(client, used_for)["stock"] == 0
+    assert entry(client, other)["stock"] == 1
+
+
+def test_a_cancelled_order_gives_its_number_back_to_stock(
+    client: APIClient, buyer: Buyer, agent: Agent
+) -> None:
+    app = ApplicationFactory()
+    ModemFactory(reseller=agent.user)
+    created = order_create(buyer=buyer.user, application_id=app.pk)
+    assert entry(client, app)["stock"] == 0
+
+    response = client.post(f"/api/v1/orders/{created.body['order_id']}/cancel", **buyer.headers)
+
+    assert response.status_code == 200
+    assert entry(client, app)["stock"] == 1
+
+
+def test_stock_is_what_can_be_ordered(client: APIClient, buyer: Buyer, agent: Agent) -> None:
+    app = ApplicationFactory()
+    for _ in range(2):
+        ModemFactory(reseller=agent.user)
+    ModemFactory(reseller=agent.user, can_order=False)
+
+    ordered = 0
+    while order_attempt(client, buyer, app) == 201:
+        ordered += 1
+        assert ordered <= 3
+
+    assert ordered == 2
+    assert Order.objects.count() == 2
+
+
+def order_attempt(client: APIClient, buyer: Buyer, app: Application) -> int:
+    return client.post(
+        "/api/v1/orders", {"application_id": app.pk}, format="json", **buyer.headers
+    ).status_code
+
+
+def _catalogue_of(count: int, reseller: Any) -> None:
+    Application.objects.all().delete()
+    Modem.objects.all().delete()
+    for _ in range(count):
+        ApplicationFactory(prices={"normal": 3500, "promo": 2800, "special": 5000})
+    for mapping in ("normal", "promo", "special"):
+        ModemFactory(reseller=reseller, mapping=mapping, last_heartbeat_at=timezone.now())
+
+
+def test_the_number_of_queries_does_not_grow_with_the_applications(
+    client: APIClient, agent: Agent
+) -> None:
+    counts = []
+    for size in (5, 50):
+        _catalogue_of(size, agent.user)
+        with CaptureQueriesContext(connection) as queries:
+            items = catalogue(client)
+        assert len(items) == size
+        assert all(item["stock"] == 1 for item in items)
+        counts.append(len(queries))
+
+    assert counts[0] == counts[1], counts
