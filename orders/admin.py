@@ -2,7 +2,17 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from orders.models import Application, ApplicationPrice, IdempotencyKey, Order, OrderMessage
+from orders.callbacks import callback_resend
+from orders.models import (
+    Application,
+    ApplicationPrice,
+    CallbackAttempt,
+    CallbackDelivery,
+    IdempotencyKey,
+    Order,
+    OrderMessage,
+)
+from zerotp.errors import DomainError
 
 
 class ApplicationPriceInline(admin.TabularInline):
@@ -85,3 +95,51 @@ class IdempotencyKeyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+class CallbackAttemptInline(admin.TabularInline):
+    model = CallbackAttempt
+    extra = 0
+    can_delete = False
+    fields = ("at", "url", "status_code", "error", "duration_ms", "response_body")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(CallbackDelivery)
+class CallbackDeliveryAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "buyer",
+        "order",
+        "event",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "created_at",
+    )
+    list_filter = ("status", "event")
+    search_fields = ("=id", "webhook_id", "buyer__email", "=order__id")
+    list_select_related = ("buyer",)
+    date_hierarchy = "created_at"
+    inlines = [CallbackAttemptInline]
+    actions = ["resend"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
+        return [f.name for f in CallbackDelivery._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Send the selected deliveries again now")
+    def resend(self, request: HttpRequest, queryset: QuerySet[CallbackDelivery]) -> None:
+        sent = 0
+        for delivery in queryset.select_related("buyer"):
+            try:
+                callback_resend(buyer=delivery.buyer, delivery_id=delivery.pk)
+                sent += 1
+            except DomainError as exc:
+                self.message_user(request, f"{delivery.webhook_id}: {exc.message}", "warning")
+        self.message_user(request, f"Queued {sent} deliveries.")

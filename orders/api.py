@@ -10,10 +10,10 @@ from rest_framework.views import APIView
 
 from accounts.api import BuyerView
 from modems.models import Operator
-from orders import services
-from orders.models import OrderStatus
-from orders.representation import order_data
-from orders.selectors import order_of, orders_of, services_catalogue
+from orders import callbacks, services
+from orders.models import CallbackDelivery, OrderStatus
+from orders.representation import iso, order_data
+from orders.selectors import deliveries_of, order_of, orders_of, services_catalogue
 from zerotp import errors
 from zerotp.api import (
     CursorPage,
@@ -44,7 +44,7 @@ class ServicesView(APIView):
         operation_id="services",
         summary="Applications with price and stock per operator (public)",
         auth=[],
-        responses={200: ServiceSerializer(many=True)},
+        responses={200: ServiceSerializer(many=True), **error_responses()},
     )
     def get(self, request: Request) -> Response:
         return Response(services_catalogue())
@@ -196,3 +196,131 @@ class OrderFinishView(_OrderActionView):
     )
     def post(self, request: Request, order_id: str) -> Response:
         return super().post(request, order_id)
+
+
+class CallbackAttemptSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    status_code = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+    duration_ms = serializers.IntegerField()
+    response_body = serializers.CharField(help_text="The first 1 KB of the answer.")
+
+
+class CallbackDeliverySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    webhook_id = serializers.CharField(help_text="The webhook-id header, the same on every retry.")
+    order_id = serializers.IntegerField(allow_null=True)
+    event = serializers.ChoiceField(choices=CallbackDelivery.Event.choices)
+    status = serializers.ChoiceField(choices=CallbackDelivery.Status.choices)
+    attempts = serializers.IntegerField()
+    next_attempt_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    last_attempt = CallbackAttemptSerializer(allow_null=True)
+
+
+def delivery_data(delivery: CallbackDelivery) -> dict[str, Any]:
+    attempts = list(delivery.attempt_log.all()[:1])
+    last = attempts[0] if attempts else None
+    return {
+        "id": delivery.pk,
+        "webhook_id": delivery.webhook_id,
+        "order_id": delivery.order_id,
+        "event": delivery.event,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "next_attempt_at": iso(delivery.next_attempt_at),
+        "created_at": iso(delivery.created_at),
+        "last_attempt": None
+        if last is None
+        else {
+            "at": iso(last.at),
+            "status_code": last.status_code,
+            "error": last.error,
+            "duration_ms": last.duration_ms,
+            "response_body": last.response_body,
+        },
+    }
+
+
+class CallbacksView(BuyerView):
+    pagination_class = CursorPage
+
+    @extend_schema(
+        operation_id="callbacks_list",
+        summary="The callback delivery log, newest first",
+        parameters=[
+            OpenApiParameter("order_id", int, required=False),
+            OpenApiParameter("status", enum=CallbackDelivery.Status.values, required=False),
+            OpenApiParameter("cursor", str, required=False),
+            OpenApiParameter("limit", int, required=False, description="1 to 200, default 50."),
+        ],
+        responses={200: CallbackDeliverySerializer(many=True), **error_responses(400, 401, 403)},
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        status = params.get("status")
+        if status is not None and status not in CallbackDelivery.Status.values:
+            raise errors.InvalidRequest(
+                f"status must be one of {', '.join(CallbackDelivery.Status.values)}.",
+                fields={"status": ["Unknown status."]},
+            )
+        order_id = params.get("order_id")
+        if order_id is not None and not (order_id.isdigit() and int(order_id) < 2**63):
+            raise errors.InvalidRequest(
+                "order_id must be a whole number.", fields={"order_id": ["Not a number."]}
+            )
+        deliveries = deliveries_of(request.user, order_id=order_id and int(order_id), status=status)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(deliveries, request, view=self)
+        return paginator.get_paginated_response([delivery_data(d) for d in page])
+
+
+def _delivery_id(value: str) -> int:
+    delivery_id = int(value)
+    if delivery_id > 2**63 - 1:
+        raise errors.NotFound(f"There is no callback {value}.")
+    return delivery_id
+
+
+class CallbackResendView(BuyerView):
+    @extend_schema(
+        operation_id="callback_resend",
+        summary="Send a delivery again now (same body, same webhook-id)",
+        request=None,
+        responses={202: CallbackDeliverySerializer, **error_responses(400, 401, 403, 404)},
+    )
+    def post(self, request: Request, delivery_id: str) -> Response:
+        delivery = callbacks.callback_resend(
+            buyer=request.user, delivery_id=_delivery_id(delivery_id)
+        )
+        return Response(delivery_data(delivery), status=202)
+
+
+CallbackTestResult = inline_serializer(
+    "CallbackTestResult",
+    {
+        "delivered": serializers.BooleanField(),
+        "status_code": serializers.IntegerField(allow_null=True),
+        "error": serializers.CharField(allow_null=True),
+        "duration_ms": serializers.IntegerField(),
+    },
+)
+
+
+class CallbackTestView(BuyerView):
+    @extend_schema(
+        operation_id="callback_test",
+        summary='Send a signed test event ("status": "test") to the configured URL now',
+        request=None,
+        responses={200: CallbackTestResult, **error_responses(400, 401, 403)},
+    )
+    def post(self, request: Request) -> Response:
+        _, outcome = callbacks.callback_test(buyer=request.user)
+        return Response(
+            {
+                "delivered": outcome.delivered,
+                "status_code": outcome.status_code,
+                "error": outcome.error,
+                "duration_ms": outcome.duration_ms,
+            }
+        )

@@ -185,3 +185,70 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class CallbackDelivery(models.Model):
+    """One callback to a buyer's URL (an outbox row): written in the transaction that
+    matched the SMS, sent after commit by the job queue, retried until delivered or failed.
+
+    The body is frozen at that moment, byte for byte, so that every retry and resend
+    carries the same signed content under the same `webhook_id`."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    class Event(models.TextChoices):
+        OTP_RECEIVED = "otp.received", "OTP received"
+        TEST = "test", "Test"
+
+    buyer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="callback_deliveries"
+    )
+    order = models.ForeignKey(
+        Order, null=True, blank=True, on_delete=models.CASCADE, related_name="callbacks"
+    )
+    event = models.CharField(max_length=16, choices=Event.choices)
+    webhook_id = models.CharField(max_length=40, unique=True)
+    body = models.TextField(help_text="The JSON body exactly as signed and sent.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A worker that claims the delivery holds it until then; if it dies, the sweep takes
+    # the delivery again after this moment (and sends the same webhook-id again).
+    leased_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "callback deliveries"
+        indexes = [
+            models.Index(fields=["buyer", "-id"], name="orders_callback_buyer_idx"),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="orders_callback_due_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.webhook_id} ({self.status})"
+
+
+class CallbackAttempt(models.Model):
+    delivery = models.ForeignKey(
+        CallbackDelivery, on_delete=models.CASCADE, related_name="attempt_log"
+    )
+    at = models.DateTimeField(default=timezone.now)
+    url = models.CharField(max_length=2000, blank=True, default="")
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    response_body = models.TextField(blank=True, default="", help_text="The first 1 KB.")
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.delivery.webhook_id} at {self.at}: {self.status_code or self.error}"

@@ -22,6 +22,8 @@ from orders.models import (
     USED_STATUSES,
     Application,
     ApplicationPrice,
+    CallbackAttempt,
+    CallbackDelivery,
     Order,
     OrderMessage,
     OrderStatus,
@@ -100,3 +102,17 @@ def _effective_status_is(status: str) -> Q:
 
 def order_of(buyer: User, order_id: int) -> Order | None:
     return orders_of(buyer).filter(pk=order_id).first()
+
+
+def deliveries_of(
+    buyer: User, order_id: int | None = None, status: str | None = None
+) -> QuerySet[CallbackDelivery]:
+    """The buyer's callback log with each delivery's attempts (newest first) prefetched."""
+    deliveries = CallbackDelivery.objects.filter(buyer=buyer).prefetch_related(
+        Prefetch("attempt_log", queryset=CallbackAttempt.objects.order_by("-id"))
+    )
+    if order_id is not None:
+        deliveries = deliveries.filter(order_id=order_id)
+    if status:
+        deliveries = deliveries.filter(status=status)
+    return deliveries

@@ -22,6 +22,7 @@ from django.utils import timezone
 from accounts.models import User
 from billing import services as billing
 from modems.models import InboundSms, Modem
+from orders.callbacks import callback_enqueue
 from orders.models import (
     OPEN_STATUSES,
     Application,
@@ -357,7 +358,7 @@ def sms_receive(
 
         candidates = Order.objects.filter(
             modem=modem, status__in=OPEN_STATUSES, expires_at__gt=now, created_at__lte=received_at
-        ).select_related("application")
+        ).select_related("application", "buyer")
         result = NO_MATCH
         for order in _ranked_candidates(list(candidates), sender, text):
             otp = extract_otp(text, sender, pattern=order.application.otp_pattern or None)
@@ -409,4 +410,5 @@ def _attach(*, order: Order, sms: InboundSms, otp: str, now: datetime) -> bool:
         ).update(**update)
     if won:
         OrderMessage.objects.create(order=order, sms=sms, otp_code=otp, created_at=now)
+        callback_enqueue(order=order, sms=sms, otp=otp, buyer=order.buyer)
     return bool(won)

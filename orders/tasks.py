@@ -1,8 +1,25 @@
 """Job-queue tasks: thin and safe to run twice."""
 
+from orders.callbacks import callback_send, callbacks_due
 from orders.services import orders_expire
 
 
 def expire_orders() -> int:
     """Expire and refund every pending order past its time (scheduled every minute)."""
     return orders_expire()
+
+
+def send_callback(delivery_id: int) -> bool:
+    """Send one callback delivery if it is due and unclaimed (queued after commit)."""
+    return callback_send(delivery_id=delivery_id)
+
+
+def sweep_callbacks() -> int:
+    """Queue every due callback that no worker holds (scheduled every minute): catches
+    what a stopped worker or a lost queue message left behind."""
+    from django_q.tasks import async_task
+
+    due = callbacks_due()
+    for delivery_id in due:
+        async_task("orders.tasks.send_callback", delivery_id)
+    return len(due)

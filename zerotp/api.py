@@ -203,8 +203,8 @@ _ERROR_TEXT = {
 
 
 def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
-    """Schema entries for the error answers a view can give (always 405 and 413 too)."""
-    every = sorted({*statuses, 405})
+    """Schema entries for the error answers a view can give (405 and 429 are always possible)."""
+    every = sorted({*statuses, 405, 429})
     return {s: OpenApiResponse(ErrorSerializer, description=_ERROR_TEXT[s]) for s in every}
 
 

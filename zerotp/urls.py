@@ -6,6 +6,9 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from accounts.api import AccountView, BalanceView
 from modems.api import HeartbeatView, InboundSmsView, SyncView
 from orders.api import (
+    CallbackResendView,
+    CallbacksView,
+    CallbackTestView,
     OrderCancelView,
     OrderFinishView,
     OrdersView,
@@ -22,6 +25,13 @@ api_v1 = [
     path("api/v1/orders/<int:order_id>/finish", OrderFinishView.as_view(), name="api-order-finish"),
     path("api/v1/balance", BalanceView.as_view(), name="api-balance"),
     path("api/v1/account", AccountView.as_view(), name="api-account"),
+    path("api/v1/callbacks", CallbacksView.as_view(), name="api-callbacks"),
+    path("api/v1/callbacks/test", CallbackTestView.as_view(), name="api-callback-test"),
+    path(
+        "api/v1/callbacks/<int:delivery_id>/resend",
+        CallbackResendView.as_view(),
+        name="api-callback-resend",
+    ),
     path("api/modem/sync", SyncView.as_view(), name="api-modem-sync"),
     path("api/modem/heartbeat", HeartbeatView.as_view(), name="api-modem-heartbeat"),
     path("api/modem/inbound-sms", InboundSmsView.as_view(), name="api-modem-inbound-sms"),
