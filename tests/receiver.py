@@ -62,7 +62,9 @@ class Receiver:
 @contextmanager
 def running_receiver() -> Iterator[Receiver]:
     receiver = Receiver()
-    thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=receiver.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
     thread.start()
     try:
         yield receiver

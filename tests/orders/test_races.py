@@ -5,14 +5,10 @@ Each thread has its own database connection, so every request is its own transac
 exactly as under gunicorn. The autouse ledger check runs after each test."""
 
 import random
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
 
 import pytest
-from django.db import connections
 from django.test import override_settings
 from rest_framework.test import APIClient
 
@@ -21,31 +17,10 @@ from billing.services import wallet_balance
 from modems.models import InboundSms
 from orders.models import Order, OrderStatus
 from orders.services import sms_receive
+from tests.concurrency import run_at_once
 from tests.factories import ApplicationFactory, ModemFactory, make_agent, make_buyer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def run_at_once(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run every call in its own thread, released together by a barrier."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def worker(index: int, call: Callable[[], Any]) -> None:
-        try:
-            barrier.wait()
-            results[index] = call()
-        except Exception as exc:  # the test inspects it
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def post_order(key: str, body: dict, idempotency_key: str | None = None) -> tuple[int, dict]:
