@@ -9,7 +9,7 @@ from accounts.models import User
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from billing.services import wallet_balance
 from modems.models import InboundSms, Modem
-from orders.models import Application, IdempotencyKey, Order
+from orders.models import Application, CallbackDelivery, IdempotencyKey, Order
 from orders.services import order_create, sms_receive
 from tests.factories import ApplicationFactory, ModemFactory, make_agent, make_buyer
 
@@ -29,11 +29,14 @@ def some_of_everything() -> None:
     agent = make_agent()
     modem = ModemFactory(reseller=agent.user)
     buyer = make_buyer(balance=10_000)
+    User.objects.filter(pk=buyer.user.pk).update(callback_url="https://hooks.example.com/otp")
+    buyer.user.refresh_from_db()
     order_create(buyer=buyer.user, application_id=app.pk, idempotency_key="k1")
     sms_receive(reseller=agent.user, uid=modem.uid, sender="WhatsApp", text="Code 123456")
 
 
 MODELS = [
+    CallbackDelivery,
     User,
     LedgerAccount,
     LedgerTransaction,
