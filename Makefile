@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format venv clean-db
+.PHONY: run test lint format venv clean-db bench
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || "$$(scripts/python.sh)" -m venv $(VENV)
@@ -32,3 +32,7 @@ format: $(STAMP)
 
 clean-db:
 	rm -f db.sqlite3 db.sqlite3-wal db.sqlite3-shm
+
+## Benchmark on PostgreSQL under gunicorn (see docs/PERFORMANCE.md); BENCH_ARGS=--help for flags.
+bench: $(STAMP)
+	$(PY) -m bench.run $(BENCH_ARGS)
