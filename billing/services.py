@@ -1,9 +1,14 @@
 """Money movements. Each is one ledger transaction: entries summing to zero, a unique
 reference, and the cached balances updated in the same database transaction.
 
-Locks are taken in one fixed order: user wallets first (by id), then platform accounts
-(by id). The platform accounts are the rows every order touches, so they are locked
-last and held for the shortest time, and no two movements can wait on each other.
+Locks are taken in one fixed order: user wallets first (by user id), then platform
+accounts. The platform accounts are the rows every order touches, so they are locked last
+and held for the shortest time, and no two movements can wait on each other.
+
+Each leg is one `UPDATE ... RETURNING id` that finds its account by kind and owner, so a
+movement needs no lookups before it: a debit that would go below zero matches no row
+(the check constraint stands behind it), and a credit to an account not yet created
+creates it.
 """
 
 import uuid
@@ -11,8 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Sum
 
 from accounts.models import User
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
@@ -20,6 +25,7 @@ from zerotp import errors
 
 Kind = LedgerAccount.Kind
 TxKind = LedgerTransaction.Kind
+_PLATFORM_ORDER = {Kind.EXTERNAL: 0, Kind.ESCROW: 1, Kind.REVENUE: 2}
 
 
 class AlreadyBooked(Exception):
@@ -28,8 +34,21 @@ class AlreadyBooked(Exception):
 
 @dataclass(frozen=True)
 class Leg:
-    account: LedgerAccount
+    """An amount for one account: a user's wallet (`user_id`) or a platform account."""
+
+    kind: str
     amount: int
+    user_id: int | None = None
+
+    @classmethod
+    def wallet(cls, user: User | int, amount: int) -> "Leg":
+        return cls(Kind.WALLET, amount, user if isinstance(user, int) else user.pk)
+
+    @property
+    def lock_order(self) -> tuple[int, int]:
+        if self.kind == Kind.WALLET:
+            return (0, self.user_id or 0)
+        return (1, _PLATFORM_ORDER[self.kind])
 
 
 def platform_accounts(*kinds: str) -> dict[str, LedgerAccount]:
@@ -46,72 +65,81 @@ def wallet_of(user: User | int) -> LedgerAccount:
     return account
 
 
-def wallet_for_update(user: User) -> LedgerAccount:
-    """The user's wallet, row-locked until the end of the transaction (PostgreSQL), so that
-    one buyer's concurrent orders see each other's holds."""
-    account = LedgerAccount.objects.select_for_update().filter(kind=Kind.WALLET, user=user).first()
-    return account or wallet_of(user)
-
-
 def wallet_balance(user: User) -> int:
     balance = LedgerAccount.objects.filter(user=user).values_list("balance", flat=True).first()
     return balance or 0
 
 
-def _lock_order(leg: Leg) -> tuple[int, int]:
-    return (0 if leg.account.kind == Kind.WALLET else 1, leg.account.pk)
+_TABLE = LedgerAccount._meta.db_table
 
 
-def transfer(
-    *, reference: str, kind: str, legs: Sequence[Leg], memo: str = ""
-) -> LedgerTransaction:
-    """Book one movement. Raises AlreadyBooked for a reused reference and
-    InsufficientBalance when a debit would take a wallet or escrow below zero; either way
-    nothing of it is written (the caller's transaction should roll back too)."""
+def _apply(leg: Leg) -> int | None:
+    """Move the leg's amount; the account's id, or None if a debit would overdraw it."""
+    sql = f"UPDATE {_TABLE} SET balance = balance + %s WHERE kind = %s AND user_id "
+    params: list[object] = [leg.amount, leg.kind]
+    if leg.user_id is None:
+        sql += "IS NULL"
+    else:
+        sql += "= %s"
+        params.append(leg.user_id)
+    if leg.amount < 0 and leg.kind != Kind.EXTERNAL:
+        sql += " AND balance >= %s"
+        params.append(-leg.amount)
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " RETURNING id", params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def transfer(*, reference: str, kind: str, legs: Sequence[Leg], memo: str = "") -> int:
+    """Book one movement; returns the ledger transaction's id. Raises AlreadyBooked for a
+    reused reference and InsufficientBalance when a debit would take a wallet or escrow
+    below zero. Either way the caller's transaction must roll back (it does, when the
+    exception leaves its `atomic` block)."""
     if len(legs) < 2 or sum(leg.amount for leg in legs) != 0:
         raise ValueError(f"Ledger legs of {reference} must be two or more and sum to zero.")
     if any(leg.amount == 0 for leg in legs):
         raise ValueError(f"Ledger legs of {reference} must not be zero.")
-    with transaction.atomic():
+    # No savepoint of its own: any failure here aborts the whole enclosing transaction.
+    with transaction.atomic(savepoint=False):
         try:
             with transaction.atomic():
                 tx = LedgerTransaction.objects.create(reference=reference, kind=kind, memo=memo)
         except IntegrityError:
             raise AlreadyBooked(reference) from None
-        for leg in sorted(legs, key=_lock_order):
-            accounts = LedgerAccount.objects.filter(pk=leg.account.pk)
-            if leg.amount < 0 and leg.account.kind != Kind.EXTERNAL:
-                accounts = accounts.filter(balance__gte=-leg.amount)
-            if accounts.update(balance=F("balance") + leg.amount) != 1:
+        entries = []
+        for leg in sorted(legs, key=lambda leg: leg.lock_order):
+            account_id = _apply(leg)
+            if account_id is None and (leg.amount > 0 or leg.kind == Kind.EXTERNAL):
+                LedgerAccount.objects.get_or_create(kind=leg.kind, user_id=leg.user_id)
+                account_id = _apply(leg)
+            if account_id is None:
                 raise errors.InsufficientBalance(f"The balance is below {-leg.amount}.")
-        LedgerEntry.objects.bulk_create(
-            LedgerEntry(transaction=tx, account=leg.account, amount=leg.amount) for leg in legs
-        )
-    return tx
+            entries.append(LedgerEntry(transaction=tx, account_id=account_id, amount=leg.amount))
+        LedgerEntry.objects.bulk_create(entries)
+    return tx.pk
 
 
 def topup(*, user: User, amount: int, note: str = "", reference: str | None = None) -> int:
     """Credit a wallet from the external source; returns the new balance."""
-    if not isinstance(amount, int) or amount <= 0:
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise errors.InvalidRequest("A top-up amount must be a positive whole number of rupiah.")
     with transaction.atomic():
-        wallet = wallet_of(user)
-        external = platform_accounts(Kind.EXTERNAL)[Kind.EXTERNAL]
         transfer(
             reference=reference or f"topup:{uuid.uuid4()}",
             kind=TxKind.TOPUP,
-            legs=[Leg(wallet, amount), Leg(external, -amount)],
+            legs=[Leg.wallet(user, amount), Leg(Kind.EXTERNAL, -amount)],
             memo=note[:255],
         )
-        wallet.refresh_from_db(fields=["balance"])
-    return wallet.balance
+    return wallet_balance(user)
 
 
-def hold(*, reference: str, wallet: LedgerAccount, amount: int) -> None:
+def hold(*, reference: str, buyer: User | int, amount: int) -> None:
     """Buyer to escrow: the price of a new order."""
-    escrow = platform_accounts(Kind.ESCROW)[Kind.ESCROW]
     transfer(
-        reference=reference, kind=TxKind.HOLD, legs=[Leg(wallet, -amount), Leg(escrow, amount)]
+        reference=reference,
+        kind=TxKind.HOLD,
+        legs=[Leg.wallet(buyer, -amount), Leg(Kind.ESCROW, amount)],
     )
 
 
@@ -124,23 +152,21 @@ def capture(*, reference: str, reseller: User | int, amount: int) -> int:
     """Escrow to the reseller's share and the rest to platform revenue.
     Returns the reseller's share."""
     share = reseller_share(amount)
-    accounts = platform_accounts(Kind.ESCROW, Kind.REVENUE)
-    legs = [Leg(accounts[Kind.ESCROW], -amount)]
+    legs = [Leg(Kind.ESCROW, -amount)]
     if share:
-        legs.append(Leg(wallet_of(reseller), share))
+        legs.append(Leg.wallet(reseller, share))
     if amount - share:
-        legs.append(Leg(accounts[Kind.REVENUE], amount - share))
+        legs.append(Leg(Kind.REVENUE, amount - share))
     transfer(reference=reference, kind=TxKind.CAPTURE, legs=legs)
     return share
 
 
 def release(*, reference: str, buyer: User | int, amount: int) -> None:
     """Escrow back to the buyer: a cancelled or expired order."""
-    escrow = platform_accounts(Kind.ESCROW)[Kind.ESCROW]
     transfer(
         reference=reference,
         kind=TxKind.RELEASE,
-        legs=[Leg(escrow, -amount), Leg(wallet_of(buyer), amount)],
+        legs=[Leg(Kind.ESCROW, -amount), Leg.wallet(buyer, amount)],
     )
 
 

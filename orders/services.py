@@ -16,11 +16,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
 from billing import services as billing
+from billing.models import LedgerAccount
 from modems.models import InboundSms, Modem
 from orders.callbacks import callback_enqueue
 from orders.models import (
@@ -117,20 +119,15 @@ def order_create(
             if remembered is not None:
                 return OrderCreated(body=remembered, replayed=True)
 
-        wallet = billing.wallet_for_update(buyer)
         now = timezone.now()
-        active = Order.objects.filter(
-            buyer=buyer, status=OrderStatus.PENDING, expires_at__gt=now
-        ).count()
+        balance, active = _wallet_locked_with_active_orders(buyer, now)
         if active >= settings.MAX_ACTIVE_ORDERS:
             raise errors.TooManyActiveOrders(
                 f"You already have {active} pending orders (the limit is "
                 f"{settings.MAX_ACTIVE_ORDERS}); finish or cancel one first."
             )
-        if wallet.balance < app.price:
-            raise errors.InsufficientBalance(
-                f"Balance {wallet.balance} is below the price {app.price}."
-            )
+        if balance < app.price:
+            raise errors.InsufficientBalance(f"Balance {balance} is below the price {app.price}.")
 
         order = _order_on_free_modem(
             buyer=buyer,
@@ -139,11 +136,32 @@ def order_create(
             custom_user_id=custom_user_id,
             now=now,
         )
-        billing.hold(reference=f"order:{order.pk}:hold", wallet=wallet, amount=app.price)
+        billing.hold(reference=f"order:{order.pk}:hold", buyer=buyer, amount=app.price)
         body = order_data(order, messages=[])
         if idempotency_key:
             IdempotencyKey.objects.filter(buyer=buyer, key=idempotency_key).update(response=body)
     return OrderCreated(body=body, replayed=False)
+
+
+def _wallet_locked_with_active_orders(buyer: User, now: datetime) -> tuple[int, int]:
+    """The buyer's balance and pending-order count, in one query that also row-locks the
+    wallet (PostgreSQL) until the order is made, so one buyer's concurrent orders queue
+    here and each sees the others' holds and orders."""
+    active = (
+        Order.objects.filter(buyer=buyer, status=OrderStatus.PENDING, expires_at__gt=now)
+        .order_by()
+        .values("buyer")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    row = (
+        LedgerAccount.objects.select_for_update()
+        .filter(kind=LedgerAccount.Kind.WALLET, user=buyer)
+        .annotate(active=Coalesce(Subquery(active), 0))
+        .values_list("balance", "active")
+        .first()
+    )
+    return row if row is not None else (0, 0)
 
 
 def _order_on_free_modem(
@@ -340,53 +358,55 @@ def sms_receive(
         duplicate = _duplicate_of(modem, sender, text, message_id, now)
         if duplicate is not None:
             return _result_of(duplicate)
-        try:
-            with transaction.atomic():
-                sms = InboundSms.objects.create(
-                    modem=modem,
-                    reseller=reseller,
-                    phone_number=phone_number,
-                    sender=sender,
-                    text=text,
-                    message_id=message_id,
-                    received_at=received_at,
-                    created_at=now,
-                )
-        except IntegrityError:
-            # The same message_id arrived at the same moment through another modem.
-            return _result_of(InboundSms.objects.get(reseller=reseller, message_id=message_id))
-
         candidates = Order.objects.filter(
             modem=modem, status__in=OPEN_STATUSES, expires_at__gt=now, created_at__lte=received_at
         ).select_related("application", "buyer")
-        result = NO_MATCH
-        for order in _ranked_candidates(list(candidates), sender, text):
-            otp = extract_otp(text, sender, pattern=order.application.otp_pattern or None)
-            if otp is None:
-                continue
+        # Each candidate with the code found for it, best first. The SMS row is stored with
+        # the first one's code, which is the code of the match unless that order closes
+        # under us (then the next candidate's code is written instead).
+        coded = [
+            (order, extract_otp(text, sender, pattern=order.application.otp_pattern or None))
+            for order in _ranked_candidates(list(candidates), sender, text)
+        ]
+        coded = [(order, otp) for order, otp in coded if otp is not None]
+        expected_otp = coded[0][1] if coded else extract_otp(text, sender)
+        sms_fields = {
+            "modem": modem,
+            "reseller": reseller,
+            "phone_number": phone_number,
+            "sender": sender,
+            "text": text,
+            "message_id": message_id,
+            "received_at": received_at,
+            "created_at": now,
+            "otp_code": expected_otp,
+        }
+        if message_id is None:
+            sms = InboundSms.objects.create(**sms_fields)
+        else:
+            try:
+                with transaction.atomic():
+                    sms = InboundSms.objects.create(**sms_fields)
+            except IntegrityError:
+                # The same message_id arrived at the same moment through another modem.
+                first = InboundSms.objects.get(reseller=reseller, message_id=message_id)
+                return _result_of(first)
+
+        for order, otp in coded:
             if _attach(order=order, sms=sms, otp=otp, now=now):
-                result = SmsResult(matched=True, order_id=order.pk, otp=otp)
-                break
-        sms.otp_code = result.otp if result.matched else extract_otp(text, sender)
-        sms.save(update_fields=["otp_code"])
-    return result
+                if otp != expected_otp:
+                    InboundSms.objects.filter(pk=sms.pk).update(otp_code=otp)
+                return SmsResult(matched=True, order_id=order.pk, otp=otp)
+    return NO_MATCH
 
 
 def _duplicate_of(
     modem: Modem, sender: str, text: str, message_id: str | None, now: datetime
 ) -> InboundSms | None:
+    same = Q(modem=modem, sender=sender, text=text, created_at__gte=now - DUPLICATE_SMS_WINDOW)
     if message_id:
-        first = InboundSms.objects.filter(reseller_id=modem.reseller_id, message_id=message_id)
-        found = first.order_by("id").first()
-        if found is not None:
-            return found
-    return (
-        InboundSms.objects.filter(
-            modem=modem, sender=sender, text=text, created_at__gte=now - DUPLICATE_SMS_WINDOW
-        )
-        .order_by("id")
-        .first()
-    )
+        same |= Q(reseller_id=modem.reseller_id, message_id=message_id)
+    return InboundSms.objects.filter(same).order_by("id").first()
 
 
 def _attach(*, order: Order, sms: InboundSms, otp: str, now: datetime) -> bool:

@@ -52,7 +52,7 @@ def test_a_topup_must_be_a_positive_whole_number(amount: object) -> None:
 
 def test_hold_capture_split_seventy_thirty_rounded_down() -> None:
     buyer, agent = make_buyer(balance=10_000), make_agent()
-    hold(reference="order:1:hold", wallet=wallet_of(buyer.user), amount=3333)
+    hold(reference="order:1:hold", buyer=buyer.user, amount=3333)
     assert balance_of(Kind.ESCROW) == 3333
 
     share = capture(reference="order:1:capture", reseller=agent.user, amount=3333)
@@ -67,7 +67,7 @@ def test_hold_capture_split_seventy_thirty_rounded_down() -> None:
 @override_settings(RESELLER_SHARE_PERCENT=100)
 def test_a_full_share_books_no_zero_revenue_entry() -> None:
     buyer, agent = make_buyer(balance=1000), make_agent()
-    hold(reference="order:2:hold", wallet=wallet_of(buyer.user), amount=1000)
+    hold(reference="order:2:hold", buyer=buyer.user, amount=1000)
     capture(reference="order:2:capture", reseller=agent.user, amount=1000)
     assert wallet_balance(agent.user) == 1000
     assert not LedgerEntry.objects.filter(amount=0).exists()
@@ -75,7 +75,7 @@ def test_a_full_share_books_no_zero_revenue_entry() -> None:
 
 def test_release_returns_escrow_to_the_buyer() -> None:
     buyer = make_buyer(balance=5000)
-    hold(reference="order:3:hold", wallet=wallet_of(buyer.user), amount=5000)
+    hold(reference="order:3:hold", buyer=buyer.user, amount=5000)
     assert wallet_balance(buyer.user) == 0
 
     release(reference="order:3:release", buyer=buyer.user, amount=5000)
@@ -86,10 +86,11 @@ def test_release_returns_escrow_to_the_buyer() -> None:
 
 def test_the_same_reference_cannot_be_booked_twice() -> None:
     buyer = make_buyer(balance=5000)
-    hold(reference="order:4:hold", wallet=wallet_of(buyer.user), amount=1000)
+    hold(reference="order:4:hold", buyer=buyer.user, amount=1000)
     release(reference="order:4:release", buyer=buyer.user, amount=1000)
 
-    with pytest.raises(AlreadyBooked):
+    # Like every caller, roll back the enclosing transaction when a movement is refused.
+    with pytest.raises(AlreadyBooked), transaction.atomic():
         release(reference="order:4:release", buyer=buyer.user, amount=1000)
 
     assert wallet_balance(buyer.user) == 5000
@@ -98,17 +99,31 @@ def test_the_same_reference_cannot_be_booked_twice() -> None:
 
 def test_a_debit_beyond_the_balance_is_refused_and_writes_nothing() -> None:
     buyer = make_buyer(balance=999)
-    with pytest.raises(errors.InsufficientBalance):
-        hold(reference="order:5:hold", wallet=wallet_of(buyer.user), amount=1000)
+    with pytest.raises(errors.InsufficientBalance), transaction.atomic():
+        hold(reference="order:5:hold", buyer=buyer.user, amount=1000)
     assert wallet_balance(buyer.user) == 999
     assert not LedgerTransaction.objects.filter(reference="order:5:hold").exists()
 
 
 def test_escrow_cannot_be_released_beyond_what_it_holds() -> None:
     buyer = make_buyer(balance=1000)
-    with pytest.raises(errors.InsufficientBalance):
+    with pytest.raises(errors.InsufficientBalance), transaction.atomic():
         release(reference="order:6:release", buyer=buyer.user, amount=1)
     assert balance_of(Kind.ESCROW) == 0
+
+
+def test_a_credit_creates_an_account_that_does_not_exist_yet() -> None:
+    buyer = make_buyer()
+    assert not LedgerAccount.objects.filter(user=buyer.user).exists()
+    topup(user=buyer.user, amount=10)
+    assert wallet_balance(buyer.user) == 10
+
+
+def test_a_debit_from_an_account_that_does_not_exist_is_insufficient_balance() -> None:
+    buyer = make_buyer()
+    with pytest.raises(errors.InsufficientBalance), transaction.atomic():
+        hold(reference="order:9:hold", buyer=buyer.user, amount=1)
+    assert not LedgerAccount.objects.filter(user=buyer.user).exists()
 
 
 def test_the_database_refuses_a_negative_wallet_whatever_python_does() -> None:
@@ -131,12 +146,15 @@ def test_the_external_source_alone_may_run_negative() -> None:
 )
 def test_legs_must_balance_and_be_non_zero(amounts: list[int]) -> None:
     buyer = make_buyer(balance=100)
-    accounts = [wallet_of(buyer.user), *platform_accounts(Kind.ESCROW, Kind.REVENUE).values()]
+    accounts = [Leg.wallet(buyer.user, 0), Leg(Kind.ESCROW, 0), Leg(Kind.REVENUE, 0)]
     with pytest.raises(ValueError):
         transfer(
             reference="bad",
             kind="hold",
-            legs=[Leg(account, amount) for account, amount in zip(accounts, amounts, strict=False)],
+            legs=[
+                Leg(leg.kind, amount, leg.user_id)
+                for leg, amount in zip(accounts, amounts, strict=False)
+            ],
         )
     assert not LedgerTransaction.objects.filter(reference="bad").exists()
 
