@@ -16,8 +16,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Sum
+from django.utils import timezone
 
 from accounts.models import User
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
@@ -91,6 +92,21 @@ def _apply(leg: Leg) -> int | None:
     return row[0] if row else None
 
 
+def _insert_transaction(reference: str, kind: str, memo: str) -> int | None:
+    """The new transaction's id, or None if the reference is taken: the unique index
+    decides, in one statement and without a savepoint."""
+    table = LedgerTransaction._meta.db_table
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (reference, kind, memo, created_at) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (reference) DO NOTHING RETURNING id",
+            [reference, kind, memo, now],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
 def transfer(*, reference: str, kind: str, legs: Sequence[Leg], memo: str = "") -> int:
     """Book one movement; returns the ledger transaction's id. Raises AlreadyBooked for a
     reused reference and InsufficientBalance when a debit would take a wallet or escrow
@@ -102,11 +118,9 @@ def transfer(*, reference: str, kind: str, legs: Sequence[Leg], memo: str = "") 
         raise ValueError(f"Ledger legs of {reference} must not be zero.")
     # No savepoint of its own: any failure here aborts the whole enclosing transaction.
     with transaction.atomic(savepoint=False):
-        try:
-            with transaction.atomic():
-                tx = LedgerTransaction.objects.create(reference=reference, kind=kind, memo=memo)
-        except IntegrityError:
-            raise AlreadyBooked(reference) from None
+        tx_id = _insert_transaction(reference, kind, memo)
+        if tx_id is None:
+            raise AlreadyBooked(reference)
         entries = []
         for leg in sorted(legs, key=lambda leg: leg.lock_order):
             account_id = _apply(leg)
@@ -115,9 +129,11 @@ def transfer(*, reference: str, kind: str, legs: Sequence[Leg], memo: str = "") 
                 account_id = _apply(leg)
             if account_id is None:
                 raise errors.InsufficientBalance(f"The balance is below {-leg.amount}.")
-            entries.append(LedgerEntry(transaction=tx, account_id=account_id, amount=leg.amount))
+            entries.append(
+                LedgerEntry(transaction_id=tx_id, account_id=account_id, amount=leg.amount)
+            )
         LedgerEntry.objects.bulk_create(entries)
-    return tx.pk
+    return tx_id
 
 
 def topup(*, user: User, amount: int, note: str = "", reference: str | None = None) -> int:

@@ -177,9 +177,9 @@ def _apply_sync(
     if release_ids:
         Modem.objects.filter(pk__in=release_ids).update(phone_number=None, updated_at=now)
     if to_update:
-        Modem.objects.bulk_update(to_update, [*_SYNC_FIELDS, "updated_at"], batch_size=500)
+        Modem.objects.bulk_update(to_update, [*_SYNC_FIELDS, "updated_at"])
     if to_create:
-        Modem.objects.bulk_create(to_create, batch_size=500)
+        Modem.objects.bulk_create(to_create)
     synced = len(wanted) - len(conflicts.errors)
     return synced, len(to_create), len(to_update), conflicts.errors
 

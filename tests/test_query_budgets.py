@@ -1,0 +1,162 @@
+"""Query budgets of the hot paths (issue: performance). Batch endpoints cost the same for 1
+and for 1,000 modems; the catalogue the same for 5 and for 50 applications; the order
+operations stay within a small fixed number of queries (savepoints counted)."""
+
+from collections.abc import Callable
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from rest_framework.response import Response
+from rest_framework.test import APIClient
+
+from modems.models import Modem
+from tests.factories import Agent, ApplicationFactory, Buyer, ModemFactory, make_agent
+
+pytestmark = pytest.mark.django_db
+
+# Budgets, counted as the database sees them in steady state (an existing wallet and
+# platform accounts). The test's own transaction turns the service's BEGIN into a
+# SAVEPOINT pair, so these include two statements a production request does not send.
+ORDER_CREATE_BUDGET = 13
+ORDER_STATUS_BUDGET = 3
+ORDER_CANCEL_BUDGET = 9
+INBOUND_SMS_BUDGET = 15
+SERVICES_BUDGET = 2
+BALANCE_BUDGET = 2
+
+
+def queries(call: Callable[[], Response], status: int = 200) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = call()
+    assert response.status_code == status, response.json()
+    return len(captured.captured_queries)
+
+
+def modems_of(agent: Agent, count: int) -> list[Modem]:
+    return Modem.objects.bulk_create(
+        Modem(
+            reseller=agent.user,
+            uid=f"COM{n}",
+            phone_number=number(agent, n),
+            last_heartbeat_at=timezone.now(),
+        )
+        for n in range(count)
+    )
+
+
+def number(agent: Agent, n: int) -> str:
+    return f"628{agent.user.pk:03d}{n:06d}"
+
+
+def post(client: APIClient, path: str, body: object, agent: Agent) -> Callable[[], Response]:
+    return lambda: client.post(path, body, format="json", **agent.headers)
+
+
+def test_heartbeat_costs_the_same_for_one_and_a_thousand_modems(client: APIClient) -> None:
+    small, large = make_agent(), make_agent()
+    modems_of(small, 1)
+    modems_of(large, 1000)
+    beat = "/api/modem/heartbeat"
+
+    one = queries(post(client, beat, {"modems": [{"uid": "COM0", "signal": 50}]}, small))
+    many = queries(
+        post(
+            client, beat, {"modems": [{"uid": f"COM{n}", "signal": 50} for n in range(1000)]}, large
+        )
+    )
+
+    assert one == many <= 4
+
+
+@pytest.mark.parametrize("change", [False, True], ids=["unchanged", "changed"])
+def test_sync_costs_the_same_for_one_and_a_thousand_modems(client: APIClient, change: bool) -> None:
+    small, large = make_agent(), make_agent()
+    modems_of(small, 1)
+    modems_of(large, 1000)
+
+    def body(agent: Agent, count: int) -> dict:
+        return {
+            "modems": [
+                {
+                    "uid": f"COM{n}",
+                    "phone_number": number(agent, n),
+                    "provider": "XL" if change else "",
+                    "mapping": "normal",
+                }
+                for n in range(count)
+            ]
+        }
+
+    one = queries(post(client, "/api/modem/sync", body(small, 1), small))
+    many = queries(post(client, "/api/modem/sync", body(large, 1000), large))
+
+    assert one == many <= (8 if change else 5)
+
+
+def test_creating_a_thousand_modems_costs_what_creating_one_does(client: APIClient) -> None:
+    small, large = make_agent(), make_agent()
+    one = queries(
+        post(
+            client,
+            "/api/modem/sync",
+            {"modems": [{"uid": "A", "phone_number": "6281100000000"}]},
+            small,
+        )
+    )
+    many = queries(
+        post(
+            client,
+            "/api/modem/sync",
+            {"modems": [{"uid": f"B{n}", "phone_number": f"62813{n:07d}"} for n in range(1000)]},
+            large,
+        )
+    )
+    assert one == many
+
+
+def test_the_catalogue_costs_the_same_for_five_and_fifty_applications(client: APIClient) -> None:
+    ModemFactory.create_batch(3, reseller=make_agent().user)
+    ApplicationFactory.create_batch(5, prices={"normal": 3000, "promo": 2000})
+    five = queries(lambda: client.get("/api/v1/services"))
+    ApplicationFactory.create_batch(45, prices={"normal": 3000, "special": 5000})
+    fifty = queries(lambda: client.get("/api/v1/services"))
+    assert len(client.get("/api/v1/services").json()) == 50
+    assert five == fifty == SERVICES_BUDGET
+
+
+def test_the_order_operations_stay_within_their_budgets(
+    client: APIClient, buyer: Buyer, agent: Agent
+) -> None:
+    app = ApplicationFactory(prices={"normal": 3500})
+    modems = ModemFactory.create_batch(3, reseller=agent.user)
+
+    def create() -> Response:
+        return client.post(
+            "/api/v1/orders", {"application_id": app.pk}, format="json", **buyer.headers
+        )
+
+    # Warm up: the first movement creates the platform accounts.
+    first = create().json()["order_id"]
+    client.post(f"/api/v1/orders/{first}/cancel", **buyer.headers)
+
+    assert queries(lambda: client.get("/api/v1/balance", **buyer.headers)) <= BALANCE_BUDGET
+    assert queries(create, 201) <= ORDER_CREATE_BUDGET
+    order_id = client.get("/api/v1/orders", **buyer.headers).json()["results"][0]["order_id"]
+    status = queries(lambda: client.get(f"/api/v1/orders/{order_id}", **buyer.headers))
+    assert status <= ORDER_STATUS_BUDGET
+    assert (
+        queries(lambda: client.post(f"/api/v1/orders/{order_id}/cancel", **buyer.headers))
+        <= ORDER_CANCEL_BUDGET
+    )
+
+    create()  # lands on the first modem; its SMS creates the reseller's wallet and revenue
+    warm = {"uid": modems[0].uid, "from": "INFO", "text": "Your code is 111111"}
+    client.post("/api/modem/inbound-sms", warm, format="json", **agent.headers)
+    create()  # lands on the second modem
+    sms = {"uid": modems[1].uid, "from": "INFO", "text": "Your code is 482913"}
+    sms_queries = queries(
+        lambda: client.post("/api/modem/inbound-sms", sms, format="json", **agent.headers)
+    )
+    assert sms_queries <= INBOUND_SMS_BUDGET
