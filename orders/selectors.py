@@ -42,13 +42,25 @@ def free_modems(application: Any, operator: Any) -> QuerySet[Modem]:
     return Modem.objects.orderable(operator).exclude(Exists(busy)).exclude(Exists(used))
 
 
-class _Count(Subquery):
+class SubqueryCount(Subquery):
+    """The number of rows a (possibly sliced) subquery returns."""
+
     template = "(SELECT COUNT(*) FROM (%(subquery)s) _counted)"
     output_field = IntegerField()
 
 
+class SubqueryCountAnswered(SubqueryCount):
+    """The number of orders, among those a subquery of `status` values returns, that
+    received an SMS."""
+
+    template = (
+        "(SELECT COUNT(*) FROM (%(subquery)s) _counted WHERE _counted.status IN "
+        f"('{OrderStatus.COMPLETED}', '{OrderStatus.FINISHED}'))"
+    )
+
+
 def _stock(application: Expression, operator: Expression) -> Coalesce:
-    return Coalesce(_Count(free_modems(application, operator).values("pk")), 0)
+    return Coalesce(SubqueryCount(free_modems(application, operator).values("pk")), 0)
 
 
 def services_catalogue() -> list[dict[str, Any]]:

@@ -36,10 +36,12 @@ from orders.models import (
 )
 from orders.otp import extract_otp
 from orders.representation import order_data
-from orders.selectors import free_modems
+from orders.selectors import SubqueryCount, SubqueryCountAnswered, free_modems
 from zerotp import errors
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+SCAN_GUARD_WINDOW = timedelta(hours=24)
+SCAN_GUARD_RETRY_AFTER = 15 * 60
 DUPLICATE_SMS_WINDOW = timedelta(minutes=10)
 # How many modems one order creation tries when others win the race for them.
 MODEM_ATTEMPTS = 5
@@ -120,14 +122,24 @@ def order_create(
                 return OrderCreated(body=remembered, replayed=True)
 
         now = timezone.now()
-        balance, active = _wallet_locked_with_active_orders(buyer, now)
-        if active >= settings.MAX_ACTIVE_ORDERS:
+        state = _buyer_state_locked(buyer, now)
+        if state.active >= settings.MAX_ACTIVE_ORDERS:
             raise errors.TooManyActiveOrders(
-                f"You already have {active} pending orders (the limit is "
+                f"You already have {state.active} pending orders (the limit is "
                 f"{settings.MAX_ACTIVE_ORDERS}); finish or cancel one first."
             )
-        if balance < app.price:
-            raise errors.InsufficientBalance(f"Balance {balance} is below the price {app.price}.")
+        if state.looks_like_scanning:
+            raise errors.RateLimited(
+                f"{state.recent_closed - state.recent_answered} of your last "
+                f"{state.recent_closed} orders received no SMS: ordering is paused for this "
+                "account to stop number scanning. It resumes as those orders age; contact "
+                "support if this is a mistake.",
+                retry_after=SCAN_GUARD_RETRY_AFTER,
+            )
+        if state.balance < app.price:
+            raise errors.InsufficientBalance(
+                f"Balance {state.balance} is below the price {app.price}."
+            )
 
         order = _order_on_free_modem(
             buyer=buyer,
@@ -143,10 +155,29 @@ def order_create(
     return OrderCreated(body=body, replayed=False)
 
 
-def _wallet_locked_with_active_orders(buyer: User, now: datetime) -> tuple[int, int]:
-    """The buyer's balance and pending-order count, in one query that also row-locks the
-    wallet (PostgreSQL) until the order is made, so one buyer's concurrent orders queue
-    here and each sees the others' holds and orders."""
+@dataclass(frozen=True)
+class BuyerState:
+    balance: int
+    active: int
+    recent_closed: int
+    recent_answered: int
+
+    @property
+    def looks_like_scanning(self) -> bool:
+        """Many recent orders and almost none received an SMS: someone is ordering numbers
+        to probe them, not to receive codes (SCAN_GUARD)."""
+        return (
+            settings.SCAN_GUARD
+            and self.recent_closed >= settings.SCAN_GUARD_ORDERS
+            and self.recent_answered * 100
+            < self.recent_closed * settings.SCAN_GUARD_MIN_SMS_PERCENT
+        )
+
+
+def _buyer_state_locked(buyer: User, now: datetime) -> BuyerState:
+    """Balance, pending orders and the recent answer rate, in one query that also
+    row-locks the wallet (PostgreSQL) until the order is made, so one buyer's concurrent
+    orders queue here and each sees the others' holds and orders."""
     active = (
         Order.objects.filter(buyer=buyer, status=OrderStatus.PENDING, expires_at__gt=now)
         .order_by()
@@ -154,14 +185,24 @@ def _wallet_locked_with_active_orders(buyer: User, now: datetime) -> tuple[int, 
         .annotate(n=Count("pk"))
         .values("n")
     )
+    recent = (
+        Order.objects.filter(buyer=buyer, created_at__gte=now - SCAN_GUARD_WINDOW)
+        .exclude(status=OrderStatus.PENDING)
+        .order_by("-id")
+        .values("status")[: settings.SCAN_GUARD_ORDERS]
+    )
     row = (
         LedgerAccount.objects.select_for_update()
         .filter(kind=LedgerAccount.Kind.WALLET, user=buyer)
-        .annotate(active=Coalesce(Subquery(active), 0))
-        .values_list("balance", "active")
+        .annotate(
+            active=Coalesce(Subquery(active), 0),
+            recent_closed=SubqueryCount(recent),
+            recent_answered=SubqueryCountAnswered(recent),
+        )
+        .values_list("balance", "active", "recent_closed", "recent_answered")
         .first()
     )
-    return row if row is not None else (0, 0)
+    return BuyerState(*row) if row is not None else BuyerState(0, 0, 0, 0)
 
 
 def _order_on_free_modem(

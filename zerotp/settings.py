@@ -48,6 +48,11 @@ MAX_ACTIVE_ORDERS = _positive_int("MAX_ACTIVE_ORDERS", 20)
 MODEM_BATCH_MAX = _positive_int("MODEM_BATCH_MAX", 1000)
 CALLBACK_ALLOW_PRIVATE = _read("CALLBACK_ALLOW_PRIVATE", bool, False)
 API_RATE_LIMIT = _read("API_RATE_LIMIT", str, "100/s")
+# Number scanning: a buyer whose last SCAN_GUARD_ORDERS closed orders (within 24 h) got an
+# SMS less than SCAN_GUARD_MIN_SMS_PERCENT of the time is paused (429).
+SCAN_GUARD = _read("SCAN_GUARD", bool, True)
+SCAN_GUARD_ORDERS = _positive_int("SCAN_GUARD_ORDERS", 20)
+SCAN_GUARD_MIN_SMS_PERCENT = _positive_int("SCAN_GUARD_MIN_SMS_PERCENT", 5, minimum=0)
 CURRENCY = "IDR"
 # A request body above this is answered 413 before it is parsed. A full 1,000-modem sync
 # is about 120 KB.
