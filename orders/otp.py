@@ -1,21 +1,28 @@
 """Find the one-time code in an inbound SMS.
 
-Pure Python (no Django): it runs on every message a modem receives.
+Pure Python (no Django): it runs on every message a modem receives. docs/OTP.md tells how it
+is measured (tests/data/otp_corpus.jsonl) and how to add a case.
 
 The pipeline is normalise -> exact formats -> candidates -> reject traps -> rank:
 
-1. normalise: NFKC, every Unicode decimal digit to ASCII, no invisible characters,
+1. normalise: NFKC (full-width forms), every Unicode decimal digit to ASCII (Arabic-Indic,
+   Devanagari, Thai...), Arabic decimal and thousands separators, no invisible characters,
    one space between words, one newline between lines;
 2. exact formats: a WebOTP line (`@example.com #123456`) or a `G-123456` prefix decide alone;
-   the Google SMS Retriever app hash (11 characters ending the message) is dropped;
+   the Google SMS Retriever app hash (11 characters ending the message) is dropped first, so
+   it is never taken as the code;
 3. candidates: 4-8 digit runs, split codes (`123-456`, `1234 5678`) and upper-case
-   letter-and-digit codes (`AB12CD`, only right next to a keyword);
-4. traps: amounts, phone numbers and hotlines, dates, times, durations, quantities,
-   order and transaction references, card tails and URLs cover spans of the text,
-   and a candidate touching one of them is dropped;
+   letter-and-digit codes (`AB12CD`, only right next to a keyword, never in a promotion);
+4. traps: amounts, phone numbers and hotlines, USSD codes, dates, times, durations,
+   quantities, order and transaction references, card tails and masked numbers, identifiers
+   made of parts (`INV/2026/...`) and URLs cover spans of the text, and a candidate touching
+   one of them is dropped;
 5. rank: the candidate closest to an OTP keyword, counted in content words (a code after
-   its keyword beats one in front of it); failing that, the only digit candidate of a
-   message that looks like an OTP message (a keyword, a warning phrase or a sender).
+   its keyword beats one in front of it); a keyword qualified as something else ("kode
+   promo", "kode pos") does not count, nor does a bare "code" in a promotion (a coupon).
+   Failing that, the only digit candidate of a message that has a keyword or a "do not
+   share" warning; or, from a sender, one handed over by a verb ("Use 4821 to sign in").
+   A lone number with nothing else (a plate, a store, a flight) is not a code.
 """
 
 import re
@@ -38,6 +45,8 @@ _INVISIBLE_RE = re.compile(
 _CJK_PUNCTUATION = str.maketrans(
     {"，": ", ", "、": ", ", "。": ". ", "：": ": ", "；": "; ", "！": "! ", "？": "? "}
 )
+# Arabic decimal and thousands separators, so that "١٬٢٥٠٫٠٠" reads as the amount 1,250.00.
+_ARABIC_SEPARATORS = str.maketrans({"\u066b": ".", "\u066c": ","})
 _DASH_RE = re.compile("[\u2010-\u2015\u2212\ufe58\ufe63]")
 _LINE_BREAK_RE = re.compile(r"\r\n?|[\u2028\u2029\x0b\x0c\x85]")
 _HORIZONTAL_SPACE_RE = re.compile(r"[^\S\n]+")
@@ -98,11 +107,20 @@ _SHORT_CODE_RE = re.compile(
     re.IGNORECASE,
 )
 _MONTH = r"(?:jan|feb|mar|apr|mei|may|jun|jul|agu|aug|sep|okt|oct|nov|des|dec)[a-z]*\.?"
+# Whole names only where no day comes with them ("Nov 2026", "Desember 2026"): "jangan 4821"
+# is not a month.
+_MONTH_NAME = (
+    r"(?:jan(?:uari|uary)?|feb(?:ruari|ruary)?|mar(?:et|ch)?|apr(?:il)?|mei|may|jun[ie]?"
+    r"|jul[iy]?|agu(?:stus)?|aug(?:ust)?|sept?(?:ember)?|o[ck]t(?:ober)?|nov(?:ember)?"
+    r"|de[sc](?:ember)?)\.?"
+)
 _DATE_RE = re.compile(
     r"\b\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}\b"
     r"|\b\d{1,2}/\d{4}\b|\b\d{4}/\d{1,2}\b"
     rf"|\b\d{{1,2}} {_MONTH} \d{{4}}\b"
     rf"|\b{_MONTH} \d{{1,2}},? \d{{4}}\b"
+    rf"|\b{_MONTH_NAME},? \d{{4}}\b"
+    r"|\b(?:tahun|year|año|ano) \d{4}\b"
     r"|(?<!\d)\d{4} ?年",
     re.IGNORECASE,
 )
@@ -128,13 +146,23 @@ _REFERENCE_RE = re.compile(
     re.IGNORECASE,
 )
 _CARD_TAIL_RE = re.compile(
-    r"\b(?:kartu|card|rek|rekening|account|acct|a/c)\b"
+    r"\b(?:kartu|card|rek|rekening|account|acct|a/c|visa|mastercard|amex|jcb)\b"
     r"(?: (?:kredit|debit|credit|anda|kamu|your|no\.?|number|nomor)){0,2}"
     r" ?[*x•.]* ?\d{4}(?!\d)"
     r"|\b(?:ending|ends|berakhiran|akhiran)(?: (?:in|with|dengan))? ?[*x•.]*\d{3,6}(?!\d)"
     r"|(?<![*•])[*•]{2,}\d{2,6}(?!\d)",
     re.IGNORECASE,
 )
+# Masked numbers: "****4821", "*7721", "5642****1234", "••• •••• 4821", "XX5821", "x4821".
+_MASKED_RE = re.compile(
+    r"(?<![\d*•])(?<![*•][ -])\d*[*•]+(?:[ -][*•]+)*[ -]?\d{2,6}(?![\d*])"
+    r"|(?<!\d)\d+[*•]{2,}"
+    r"|(?<![A-Za-z])(?<![xX][ -])[xX]+(?:[ -][xX]+)*[ -]?\d{2,6}(?![\dA-Za-z])"
+)
+# USSD codes: "*363*46#", "*888#".
+_USSD_RE = re.compile(r"(?<![\d*])\*\d+(?:\*\d+)*#")
+# Identifiers made of parts: "INV/20261127/MPL/3719204856", "MBVCB.4829103.NGUYEN".
+_IDENTIFIER_RE = re.compile(r"(?<![\w/.])\w+(?:[/.]\w+){2,}")
 _URL_RE = re.compile(
     r"(?:https?://|www\.)\S+"
     r"|(?<![a-z0-9.-])(?:[a-z0-9-]+\.)+(?:com|id|net|org|co|io|me|ly|app|link|gl|to|my|sg|ru|cn|vn|th"
@@ -153,6 +181,9 @@ _TRAP_RES = (
     _QUANTITY_RE,
     _REFERENCE_RE,
     _CARD_TAIL_RE,
+    _MASKED_RE,
+    _USSD_RE,
+    _IDENTIFIER_RE,
 )
 
 # --- Keywords ------------------------------------------------------------------------------
@@ -160,45 +191,60 @@ _TRAP_RES = (
 _WORD_KEYWORDS = (
     # English, French, German
     r"otp|codes?|passcode|password|pin|token|tac|verification|verify|one[- ]time|vérification",
-    r"(?:bestätigungs|sicherheits|anmelde|zugangs|einmal)code",
+    r"(?:bestätigungs|sicherheits|anmelde|zugangs|einmal)code|einmal(?:kennwort|passwort)|kennwort"
+    r"|passwort|(?:m|sms|push|chip|photo)tan|(?-i:TAN)(?= (?:für|lautet|ist)\b|:)",
     # Indonesian, Malay, Turkish ("kode", "kod", "kodunuz")
     r"kod\w*|verifikasi|rahasia|sandi|pengesahan|doğrulama|şifre\w*",
     # Spanish, Portuguese
     r"c[oó]digos?|clave|senha|verificaci[oó]n|verifica[cç][aã]o",
     # Vietnamese, Russian
-    r"mã|xác thực|xác minh|код\w*|пароль|подтверждени\w*",
+    r"mã|x[aá]c (?:th[uự]c|minh|nh[aậ]n)|код\w*|пароль|подтверждени\w*",
 )
 # Scripts without spaces (or where \b misbehaves on combining marks) match anywhere.
 _SCRIPT_KEYWORDS = (
-    "验证码|驗證碼|校验码|校驗碼|动态码|動態碼|认证码|認證碼|确认码|確認碼",
-    "コード|認証番号|인증번호|รหัส",
-    "رمز|كود|کد|التحقق",
-    "कोड|ओटीपी|सत्यापन",
+    "验证码|驗證碼|校验码|校驗碼|动态码|動態碼|认证码|認證碼|确认码|確認碼|密码|密碼|口令",
+    "コード|認証番号|確認番号|暗証番号|パスワード|인증번호|인증코드|비밀번호|รหัส",
+    "رمز|كود|کد|التحقق|كلمة المرور",
+    "कोड|ओटीपी|सत्यापन|पासवर्ड",
 )
 _KEYWORD_RE = re.compile(
     rf"\b(?:{'|'.join(_WORD_KEYWORDS)})\b|{'|'.join(_SCRIPT_KEYWORDS)}", re.IGNORECASE
 )
 # "kode promo", "promo code", "kode pos": a code, but not a one-time one.
 _QUALIFIERS = (
-    r"promo\w*|voucher|vocer|kupon|coupon|cupom|cup[oó]n|referral|referal|reff|booking"
+    r"promo\w*|voucher|vocer|kupon|coupon|cupom|cup[oó]n|refer\w*|referal|reff|rujukan|booking"
     r"|pemesanan|pembayaran|bayar|payment|pos|postal|zip|tracking|resi|unik|diskon|discount"
     r"|descuento|desconto|indirim|reward|gift|hadiah|redeem|tiket|ticket|invite|invitation"
-    r"|undangan|qr|bar|area|negara|country"
+    r"|undangan|qr|bar|area|negara|country|undian|lottery|raffle|lucky"
 )
 _QUALIFIER_AFTER_RE = re.compile(rf" (?:{_QUALIFIERS})\b", re.IGNORECASE)
 _QUALIFIER_BEFORE_RE = re.compile(rf"\b(?:{_QUALIFIERS}) $", re.IGNORECASE)
 _QUALIFIER_WINDOW = 20
+# In a promotion a bare "code" is a coupon ("order online with code 9193"); only words that
+# say "one-time" or "verification" still point at an OTP there.
+_WEAK_KEYWORD_RE = re.compile(
+    r"codes?|kode|kod\w*|c[oó]digos?|код\w*|mã|كود|कोड|コード", re.IGNORECASE
+)
 # Letter-and-digit codes in a promotion are voucher codes ("Use code SAVE2026 for 20% off").
 _PROMOTION_RE = re.compile(
     r"\b(?:promo\w*|diskon|discount|descuento|desconto|indirim|cashback|voucher|vocer|kupon"
-    r"|coupon|hemat|sale)\b|\d ?% (?:off|disc)",
+    r"|coupon|hemat|sale|bonus)\b|\d ?% (?:off|disc)",
     re.IGNORECASE,
 )
+# "Use 4821 to sign in", "Gunakan 4821 untuk masuk": the verb that hands over a code.
+_USAGE_BEFORE_RE = re.compile(
+    r"\b(?:use|enter|type|gunakan|pakai|masukkan|ketik|usa|use o|utilize|utiliza|digite"
+    r"|введите|kullanın|nhập|gib|geben sie|saisissez|utilisez)\W{0,3}$",
+    re.IGNORECASE,
+)
+_USAGE_WINDOW = 20
 # Phrases that mark an OTP message without pointing at the code.
 _OTP_HINT_RE = re.compile(
-    r"jangan (?:berikan|bagikan|beritahu\w*|memberitahukan|sebarkan|kongsi)"
-    r"|do not share|don[’']t share|never share|no (?:lo )?compartas|não compartilhe"
-    r"|никому|paylaşmayın|không chia sẻ|请勿|請勿|切勿|ห้ามบอก|لا تشارك",
+    r"jangan (?:berikan|bagikan|beritahu\w*|memberitahukan|sebarkan|kongsi|dedahkan)"
+    r"|do not share|don[’']t share|never share|no (?:lo |la )?compartas|n[ãa]o compartilhe"
+    r"|никому|paylaşma|kh[oô]ng (?:chia s[eẻ]|cung c[aấ]p)|请勿|請勿|切勿|ห้ามบอก|อย่า(?:บอก|แชร์"
+    r"|เปิดเผย)|لا تشارك|(?:साझा|शेयर) न कर|niemandem|niemals weiter|ne (?:le )?(?:partagez"
+    r"|communiquez)",
     re.IGNORECASE,
 )
 
@@ -233,7 +279,8 @@ def extract_otp(text: str, sender: str | None = None, *, pattern: str | None = N
     `pattern` is the application's own regular expression (case-insensitive): when it
     matches, its first group (or the whole match) is the code; when it does not match or
     does not compile, the generic extraction runs. `sender` marks the message as coming
-    from a service, which lets a lone number count as the code.
+    from a service, which lets a number handed over by a verb ("Use 4821 to sign in") count
+    as the code without an OTP keyword.
     """
     normalised = _normalise(text)
     if not normalised:
@@ -249,6 +296,7 @@ def _normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text.translate(_CJK_PUNCTUATION))
     if not text.isascii():
         text = "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
+        text = text.translate(_ARABIC_SEPARATORS)
         text = _INVISIBLE_RE.sub("", text)
         text = _DASH_RE.sub("-", text)
     text = _LINE_BREAK_RE.sub("\n", text)
@@ -290,9 +338,15 @@ def _generic_code(text: str, sender: str | None) -> str | None:
     if best is not None:
         return best.code
     digit_codes = [c for c in candidates if not c.is_alnum]
-    looks_like_otp = bool(keywords or sender or _OTP_HINT_RE.search(text))
-    if len(digit_codes) == 1 and looks_like_otp:
-        return digit_codes[0].code
+    if len(digit_codes) != 1:
+        return None
+    (lone,) = digit_codes
+    if keywords or _OTP_HINT_RE.search(text):
+        return lone.code
+    # From a service, "Use 4821 to log in" needs no keyword; a lone number alone (a plate,
+    # a store, a flight) is not enough.
+    if sender and _USAGE_BEFORE_RE.search(text, max(0, lone.start - _USAGE_WINDOW), lone.start):
+        return lone.code
     return None
 
 
@@ -310,7 +364,6 @@ def _exact_format_code(text: str) -> str | None:
 
 def _candidates(text: str) -> list[_Candidate]:
     """Every code-shaped token of the text that no trap covers, in reading order."""
-    trapped = _trap_mask(text)
     taken = bytearray(len(text))  # split codes first: "1234 5678" is one code, not two
     found: list[_Candidate] = []
     for match in _SPLIT_CODE_RE.finditer(text):
@@ -326,6 +379,9 @@ def _candidates(text: str) -> list[_Candidate]:
             _Candidate(m.start(), m.end(), m.group(), is_alnum=True)
             for m in _ALNUM_CODE_RE.finditer(text)
         ]
+    if not found:
+        return []
+    trapped = _trap_mask(text)
     kept = [c for c in found if not any(trapped[c.start : c.end])]
     return sorted(kept, key=lambda c: c.start)
 
@@ -340,9 +396,12 @@ def _trap_mask(text: str) -> bytearray:
 
 
 def _keyword_spans(text: str) -> list[tuple[int, int]]:
+    promotional = _PROMOTION_RE.search(text) is not None
     spans = []
     for match in _KEYWORD_RE.finditer(text):
         start, end = match.span()
+        if promotional and _WEAK_KEYWORD_RE.fullmatch(match.group()):
+            continue
         qualified = _QUALIFIER_AFTER_RE.match(text, end) or _QUALIFIER_BEFORE_RE.search(
             text, max(0, start - _QUALIFIER_WINDOW), start
         )
