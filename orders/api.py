@@ -13,7 +13,13 @@ from modems.models import Operator
 from orders import callbacks, services
 from orders.models import CallbackDelivery, OrderStatus
 from orders.representation import iso, order_data
-from orders.selectors import deliveries_of, order_of, orders_of, services_catalogue
+from orders.selectors import (
+    deliveries_of,
+    order_and_messages,
+    order_of,
+    orders_of,
+    services_catalogue,
+)
 from zerotp import errors
 from zerotp.api import (
     CursorPage,
@@ -157,10 +163,10 @@ class OrderView(BuyerView):
         responses={200: OrderSerializer, **error_responses(401, 403, 404)},
     )
     def get(self, request: Request, order_id: str) -> Response:
-        order = order_of(request.user, _order_id(order_id))
-        if order is None:
+        found = order_and_messages(request.user, _order_id(order_id))
+        if found is None:
             raise errors.NotFound(f"There is no order {order_id}.")
-        return Response(order_data(order))
+        return Response(order_data(*found))
 
 
 class OrderCancelView(BuyerView):

@@ -129,8 +129,10 @@ class Order(models.Model):
                 condition=models.Q(status__in=["pending", "completed"]),
                 name="orders_open_expiry_idx",
             ),
+            # Numbers that served an application: looked up by number (the catalogue's
+            # stock) and by number and application (handing out a modem).
             models.Index(
-                fields=["application", "phone_number"],
+                fields=["phone_number", "application"],
                 condition=models.Q(status__in=["completed", "finished"]),
                 name="orders_used_number_idx",
             ),

@@ -1,10 +1,15 @@
 """Reads that need thought: which modems are free, the catalogue with its stock."""
 
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
 from django.db.models import (
+    Count,
     Exists,
-    Expression,
     IntegerField,
     OuterRef,
     Prefetch,
@@ -12,11 +17,10 @@ from django.db.models import (
     QuerySet,
     Subquery,
 )
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
-from modems.models import Modem
+from modems.models import InboundSms, Modem
 from orders.models import (
     OPEN_STATUSES,
     USED_STATUSES,
@@ -59,22 +63,89 @@ class SubqueryCountAnswered(SubqueryCount):
     )
 
 
-def _stock(application: Expression, operator: Expression) -> Coalesce:
-    return Coalesce(SubqueryCount(free_modems(application, operator).values("pk")), 0)
+CATALOGUE_CACHE_KEY = "orders:services-catalogue:v1"
+
+_BLOCKED_SQL = """
+WITH orderable AS (
+    SELECT id, mapping, phone_number FROM {modem}
+    WHERE can_order = %s AND disabled = %s AND phone_number IS NOT NULL
+      AND last_heartbeat_at >= %s
+),
+blocked AS (
+    SELECT o.application_id, o.modem_id FROM {order} o
+    WHERE o.status IN (%s, %s)
+    UNION
+    SELECT o.application_id, m.id FROM orderable m
+    JOIN {order} o ON o.phone_number = m.phone_number AND o.status IN (%s, %s)
+)
+SELECT b.application_id, m.mapping, COUNT(*) FROM blocked b
+JOIN orderable m ON m.id = b.modem_id
+GROUP BY b.application_id, m.mapping
+"""
+
+
+def _stock_table() -> Callable[[int, str], int]:
+    """Physical stock of every (application, operator), set-based: the orderable modems
+    per operator, less those that hold an open order for the application or whose number
+    already served it. Two queries, whatever the numbers of modems and applications."""
+    since = timezone.now() - timedelta(seconds=settings.MODEM_ONLINE_SECONDS)
+    orderable = dict(
+        Modem.objects.filter(
+            can_order=True, disabled=False, phone_number__isnull=False, last_heartbeat_at__gte=since
+        )
+        .order_by()
+        .values("mapping")
+        .annotate(n=Count("id"))
+        .values_list("mapping", "n")
+    )
+    sql = _BLOCKED_SQL.format(modem=Modem._meta.db_table, order=Order._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                True,
+                False,
+                connection.ops.adapt_datetimefield_value(since),
+                *OPEN_STATUSES,
+                *USED_STATUSES,
+            ],
+        )
+        blocked = {(app_id, mapping): n for app_id, mapping, n in cursor.fetchall()}
+
+    def stock(app_id: int, operator: str) -> int:
+        return orderable.get(operator, 0) - blocked.get((app_id, operator), 0)
+
+    return stock
 
 
 def services_catalogue() -> list[dict[str, Any]]:
-    """Every enabled application with price and physical stock per operator: two queries
-    however many applications there are."""
-    prices = ApplicationPrice.objects.annotate(
-        stock=_stock(OuterRef(OuterRef("application_id")), OuterRef("operator"))
-    ).order_by("operator")
+    """Every enabled application with price and physical stock per operator, cached for
+    CATALOGUE_CACHE_SECONDS (a couple of seconds: never stale past that)."""
+    ttl = settings.CATALOGUE_CACHE_SECONDS
+    if ttl:
+        cached = cache.get(CATALOGUE_CACHE_KEY)
+        if cached is not None:
+            return cached
+    catalogue = _catalogue_now()
+    if ttl:
+        cache.set(CATALOGUE_CACHE_KEY, catalogue, timeout=ttl)
+    return catalogue
+
+
+def _catalogue_now() -> list[dict[str, Any]]:
+    stock = _stock_table()
     applications = Application.objects.filter(enabled=True).prefetch_related(
-        Prefetch("prices", queryset=prices)
+        Prefetch("prices", queryset=ApplicationPrice.objects.order_by("operator"))
     )
     catalogue = []
     for app in applications:
-        operators = {p.operator: {"price": p.price, "stock": p.stock} for p in app.prices.all()}
+        operators = {
+            p.operator: {
+                "price": p.price,
+                "stock": stock(app.id, p.operator),
+            }
+            for p in app.prices.all()
+        }
         normal = operators.get("normal", {})
         catalogue.append(
             {
@@ -114,6 +185,44 @@ def _effective_status_is(status: str) -> Q:
 
 def order_of(buyer: User, order_id: int) -> Order | None:
     return orders_of(buyer).filter(pk=order_id).first()
+
+
+_ORDER_FIELDS = [f.attname for f in Order._meta.concrete_fields]
+_MESSAGE_FIELDS = {
+    "messages__id": "id",
+    "messages__otp_code": "otp_code",
+    "messages__sms__sender": "sender",
+    "messages__sms__text": "text",
+    "messages__sms__received_at": "received_at",
+}
+
+
+def order_and_messages(buyer: User, order_id: int) -> tuple[Order, list[OrderMessage]] | None:
+    """The buyer's order and its messages (oldest first) in one query: the order joined to
+    its messages and their SMS, one row per message. This is the read buyers poll."""
+    rows = list(
+        Order.objects.filter(pk=order_id, buyer=buyer)
+        .values(*_ORDER_FIELDS, *_MESSAGE_FIELDS)
+        .order_by("messages__id")
+    )
+    if not rows:
+        return None
+    order = Order(**{name: rows[0][name] for name in _ORDER_FIELDS})
+    messages = [
+        OrderMessage(
+            id=row["messages__id"],
+            order=order,
+            otp_code=row["messages__otp_code"],
+            sms=InboundSms(
+                sender=row["messages__sms__sender"],
+                text=row["messages__sms__text"],
+                received_at=row["messages__sms__received_at"],
+            ),
+        )
+        for row in rows
+        if row["messages__id"] is not None
+    ]
+    return order, messages
 
 
 def deliveries_of(

@@ -48,6 +48,8 @@ def ledger_invariants(request: pytest.FixtureRequest) -> Iterator[None]:
 def test_settings(settings: object) -> None:
     # Tests fire requests faster than any client would; the limiter has its own tests.
     settings.API_RATE_LIMIT = "0"
+    # Tests read the stock right after changing it; the cache has its own test.
+    settings.CATALOGUE_CACHE_SECONDS = 0
     # The suite runs without collectstatic: serve assets from the apps, not a manifest.
     settings.STORAGES = {
         **settings.STORAGES,

@@ -53,6 +53,8 @@ API_RATE_LIMIT = _read("API_RATE_LIMIT", str, "100/s")
 SCAN_GUARD = _read("SCAN_GUARD", bool, True)
 SCAN_GUARD_ORDERS = _positive_int("SCAN_GUARD_ORDERS", 20)
 SCAN_GUARD_MIN_SMS_PERCENT = _positive_int("SCAN_GUARD_MIN_SMS_PERCENT", 5, minimum=0)
+# The public catalogue (prices and stock) is cached this long; 0 turns the cache off.
+CATALOGUE_CACHE_SECONDS = _positive_int("CATALOGUE_CACHE_SECONDS", 2, minimum=0)
 CURRENCY = "IDR"
 # A request body above this is answered 413 before it is parsed. A full 1,000-modem sync
 # is about 120 KB.
