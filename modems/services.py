@@ -233,7 +233,7 @@ SET last_heartbeat_at = %(now)s,
     can_order = COALESCE(v.can_order, m.can_order)
 FROM unnest(%(uids)s::text[], %(signals)s::int[], %(can_order)s::bool[])
      AS v(uid, signal, can_order), locked
-WHERE m.id = locked.id AND m.uid = v.uid
+WHERE m.id = locked.id AND m.uid = v.uid AND m.reseller_id = %(reseller)s
 RETURNING m.uid
 """
 

@@ -65,22 +65,27 @@ class SubqueryCountAnswered(SubqueryCount):
 
 CATALOGUE_CACHE_KEY = "orders:services-catalogue:v1"
 
+# Pairs (application, orderable modem) that cannot be handed out: the number already
+# served the application (at most once: it is never offered again), or, for a number not
+# used yet, the modem holds a pending order for it. Counted without a UNION, which would
+# sort every used pair of the whole history.
 _BLOCKED_SQL = """
 WITH orderable AS (
     SELECT id, mapping, phone_number FROM {modem}
     WHERE can_order = %s AND disabled = %s AND phone_number IS NOT NULL
       AND last_heartbeat_at >= %s
-),
-blocked AS (
-    SELECT o.application_id, o.modem_id FROM {order} o
-    WHERE o.status IN (%s, %s)
-    UNION
-    SELECT o.application_id, m.id FROM orderable m
-    JOIN {order} o ON o.phone_number = m.phone_number AND o.status IN (%s, %s)
 )
-SELECT b.application_id, m.mapping, COUNT(*) FROM blocked b
-JOIN orderable m ON m.id = b.modem_id
-GROUP BY b.application_id, m.mapping
+SELECT o.application_id, m.mapping, COUNT(*) FROM orderable m
+JOIN {order} o ON o.phone_number = m.phone_number AND o.status IN (%s, %s)
+GROUP BY o.application_id, m.mapping
+UNION ALL
+SELECT o.application_id, m.mapping, COUNT(*) FROM orderable m
+JOIN {order} o ON o.modem_id = m.id AND o.status = %s
+WHERE NOT EXISTS (
+    SELECT 1 FROM {order} u WHERE u.phone_number = m.phone_number
+    AND u.application_id = o.application_id AND u.status IN (%s, %s)
+)
+GROUP BY o.application_id, m.mapping
 """
 
 
@@ -106,14 +111,17 @@ def _stock_table() -> Callable[[int, str], int]:
                 True,
                 False,
                 connection.ops.adapt_datetimefield_value(since),
-                *OPEN_STATUSES,
+                *USED_STATUSES,
+                OrderStatus.PENDING,
                 *USED_STATUSES,
             ],
         )
-        blocked = {(app_id, mapping): n for app_id, mapping, n in cursor.fetchall()}
+        blocked: dict[tuple[int, str], int] = {}
+        for app_id, mapping, n in cursor.fetchall():
+            blocked[app_id, mapping] = blocked.get((app_id, mapping), 0) + n
 
     def stock(app_id: int, operator: str) -> int:
-        return orderable.get(operator, 0) - blocked.get((app_id, operator), 0)
+        return max(0, orderable.get(operator, 0) - blocked.get((app_id, operator), 0))
 
     return stock
 
