@@ -1,0 +1,210 @@
+"""The load generator: an asyncio client (aiohttp) driving the site on 127.0.0.1.
+
+Each scenario runs for a warm-up and then a measured window with a fixed number of
+concurrent connections, each looping on one iteration (one request, or for the order
+scenario a create and its cancel). Every answer's status is checked, and so is the part
+of its body that proves the work was done (a heartbeat updated 1,000 modems, a sync
+changed nothing, an SMS matched its order). Throughput counts the successful iterations
+that completed inside the window; p50 and p99 are taken over the same iterations.
+"""
+
+import asyncio
+import itertools
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from bench.payloads import heartbeat_body, sms_body, sync_body
+from bench.seed import Fixture
+
+
+class Exhausted(Exception):
+    """The scenario used up what the seed prepared for it (pending orders)."""
+
+
+Step = Callable[[aiohttp.ClientSession, int, int], Awaitable[str | None]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    target: float | None  # the issue's minimum ratio to the baseline; None for the baseline
+    step: Step  # (session, worker, iteration) -> None, or what went wrong
+
+
+@dataclass
+class Measurement:
+    scenario: Scenario
+    seconds: float
+    completed: int = 0  # successful iterations that finished inside the measured window
+    iterations: int = 0  # every iteration that finished, warm-up and errors included
+    errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    error_kinds: Counter[str] = field(default_factory=Counter)
+    exhausted: bool = False
+    others_cpu: float = 0.0  # share of the machine other processes used meanwhile (0-1)
+    cpu_ms: float = 0.0  # CPU time of client, gunicorn and database per iteration
+
+    @property
+    def cpu_rate(self) -> float:
+        """Iterations per second if the bench had every core to itself: cores divided by
+        the CPU one iteration costs. Close to the throughput when nothing else runs and
+        the scenario is CPU-bound; much steadier when neighbours are busy."""
+        cores = os.cpu_count() or 1
+        return cores * 1000 / self.cpu_ms if self.cpu_ms else 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.completed / self.seconds if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float:
+        return percentile(self.latencies_ms, p)
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile; NaN when nothing completed."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+async def _expect(
+    response: aiohttp.ClientResponse, status: int, check: Callable[[Any], bool] | None = None
+) -> tuple[str | None, Any]:
+    body = await response.read()
+    label = f"{response.method} {response.url.path}"
+    if response.status != status:
+        return f"{label} -> {response.status} {body[:120].decode(errors='replace')}", None
+    data = json.loads(body) if body else None
+    if check is not None and not check(data):
+        return f"{label} -> {response.status} unexpected body {body[:120]!r}", data
+    return None, data
+
+
+def _unchanged(answer: dict[str, Any]) -> bool:
+    return answer["created"] == 0 and answer["updated"] == 0 and not answer["errors"]
+
+
+def scenarios(fixture: Fixture) -> list[Scenario]:
+    """The issue's seven scenarios, the baseline first."""
+    buyers = [{"X-API-KEY": key} for key in fixture.buyer_keys]
+    agents = [{"X-AGENT-KEY": key} for key in fixture.agent_keys]
+
+    def buyer(worker: int) -> dict[str, str]:
+        return buyers[worker % len(buyers)]
+
+    def reseller(worker: int) -> int:
+        return worker % len(agents)
+
+    heartbeats = [json.dumps(heartbeat_body(modems)).encode() for modems in fixture.modems]
+    syncs = [json.dumps(sync_body(modems)).encode() for modems in fixture.modems]
+    json_headers = {"Content-Type": "application/json"}
+    targets = iter(fixture.sms_targets)
+    order_body = {"application_id": fixture.order_app_id, "operator": "normal"}
+
+    async def balance(session: aiohttp.ClientSession, worker: int, i: int) -> str | None:
+        async with session.get("/api/v1/balance", headers=buyer(worker)) as r:
+            return (await _expect(r, 200, lambda d: "balance" in d))[0]
+
+    async def services(session: aiohttp.ClientSession, worker: int, i: int) -> str | None:
+        async with session.get("/api/v1/services") as r:
+            return (await _expect(r, 200, lambda d: isinstance(d, list) and bool(d)))[0]
+
+    async def order_status(session: aiohttp.ClientSession, worker: int, i: int) -> str | None:
+        mine = fixture.status_orders[worker % len(fixture.status_orders)]
+        order_id = mine[i % len(mine)]
+        async with session.get(f"/api/v1/orders/{order_id}", headers=buyer(worker)) as r:
+            return (await _expect(r, 200, lambda d: len(d["messages"]) == 1))[0]
+
+    async def order_cycle(session: aiohttp.ClientSession, worker: int, i: int) -> str | None:
+        async with session.post("/api/v1/orders", json=order_body, headers=buyer(worker)) as r:
+            error, data = await _expect(r, 201, lambda d: d["status"] == "pending")
+        if error:
+            return error
+        cancel = f"/api/v1/orders/{data['order_id']}/cancel"
+        async with session.post(cancel, headers=buyer(worker)) as r:
+            return (await _expect(r, 200, lambda d: d["status"] == "cancelled"))[0]
+
+    async def heartbeat(session: aiohttp.ClientSession, worker: int, i: int) -> str | None:
+        r_index = reseller(worker)
+        headers = {**agents[r_index], **json_headers}
+        async with session.post(
+            "/api/modem/heartbeat", data=heartbeats[r_index], headers=headers
+        ) as r:
+            expected = len(fixture.modems[r_index])
+            return (await _expect(r, 200, lambda d: d["updated"] == expected))[0]
+
+    async def sync(session: aiohttp.ClientSession, worker: int, i: int) -> str | None:
+        r_index = reseller(worker)
+        headers = {**agents[r_index], **json_headers}
+        async with session.post("/api/modem/sync", data=syncs[r_index], headers=headers) as r:
+            return (await _expect(r, 200, _unchanged))[0]
+
+    async def inbound_sms(session: aiohttp.ClientSession, worker: int, i: int) -> str | None:
+        target = next(targets, None)
+        if target is None:
+            raise Exhausted
+        r_index, uid, phone = target
+        body = sms_body(uid, phone, 100000 + i % 900000)
+        async with session.post("/api/modem/inbound-sms", json=body, headers=agents[r_index]) as r:
+            return (await _expect(r, 200, lambda d: d["matched"] is True))[0]
+
+    return [
+        Scenario("balance", "GET /api/v1/balance (baseline)", None, balance),
+        Scenario("services", "GET /api/v1/services", 0.8, services),
+        Scenario("order_status", "GET /api/v1/orders/{id}", 0.8, order_status),
+        Scenario("order_cycle", "POST /api/v1/orders + cancel", 0.30, order_cycle),
+        Scenario("heartbeat", "POST /api/modem/heartbeat (1,000 modems)", 0.15, heartbeat),
+        Scenario("sync", "POST /api/modem/sync (1,000 unchanged)", 0.10, sync),
+        Scenario("inbound_sms", "POST /api/modem/inbound-sms", 0.30, inbound_sms),
+    ]
+
+
+async def _drive(
+    scenario: Scenario, base_url: str, connections: int, warmup: float, duration: float
+) -> Measurement:
+    measurement = Measurement(scenario, duration)
+    # gunicorn's sync workers close every connection after the answer; say so up front.
+    connector = aiohttp.TCPConnector(limit=connections, force_close=True)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(base_url, connector=connector, timeout=timeout) as session:
+        begin = time.perf_counter() + warmup
+        end = begin + duration
+
+        async def worker(index: int) -> None:
+            for i in itertools.count():
+                started = time.perf_counter()
+                if started >= end:
+                    return
+                try:
+                    error = await scenario.step(session, index, i)
+                except Exhausted:
+                    measurement.exhausted = True
+                    return
+                except (aiohttp.ClientError, TimeoutError, KeyError, TypeError, ValueError) as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                finished = time.perf_counter()
+                measurement.iterations += 1
+                if error:
+                    measurement.errors += 1
+                    measurement.error_kinds[error[:160]] += 1
+                elif begin <= finished < end:
+                    measurement.completed += 1
+                    measurement.latencies_ms.append((finished - started) * 1000)
+
+        await asyncio.gather(*(worker(w) for w in range(connections)))
+    return measurement
+
+
+def measure(
+    scenario: Scenario, base_url: str, *, connections: int, warmup: float, duration: float
+) -> Measurement:
+    return asyncio.run(_drive(scenario, base_url, connections, warmup, duration))

@@ -1,0 +1,293 @@
+"""One bench run: for each database, create, migrate, seed, check the ledger, optionally
+EXPLAIN, serve and measure; then write docs/PERFORMANCE.md."""
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import load, report
+from bench.cpu import CpuMeter, usage
+from bench.db import Database
+from bench.project import ROOT, CommandFailed, manage, run
+from bench.report import DatabaseRun, Row
+from bench.seed import (
+    BATCH,
+    PENDING_PER_BUYER,
+    Fixture,
+    SeedReport,
+    Sizes,
+    describe,
+    ledger_check_code,
+    seed,
+)
+from bench.server import WORKERS, gunicorn, production_env
+
+BENCH_BUYERS_PER_CONNECTION = 4
+MIN_BENCH_RESELLERS = 32
+STATUS_ORDERS = 1000
+
+
+def shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+class Suite:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        db: Database,
+        workdir: Path,
+        command: str,
+        log: Callable[[str], None],
+    ) -> None:
+        self.args, self.db, self.workdir, self.command, self.log = args, db, workdir, command, log
+        self.selected = {s.strip() for s in args.scenarios.split(",") if s.strip()}
+
+    # --- sizes -----------------------------------------------------------------------------
+    def sizes(self, name: str) -> Sizes:
+        a = self.args
+        bench_buyers = max(64, BENCH_BUYERS_PER_CONNECTION * a.connections)
+        bench_resellers = max(MIN_BENCH_RESELLERS, a.connections)
+        common = {
+            "apps": a.apps,
+            "bench_buyers": bench_buyers,
+            "bench_resellers": bench_resellers,
+            "sms_orders": a.sms_orders,
+            "status_orders": STATUS_ORDERS,
+        }
+        if name == "small":
+            return Sizes(
+                buyers=bench_buyers + -(-a.sms_orders // PENDING_PER_BUYER),
+                resellers=bench_resellers,
+                modems=bench_resellers * BATCH,
+                orders=0,
+                **common,
+            )
+        return Sizes(
+            buyers=a.buyers, resellers=a.resellers, modems=a.modems, orders=a.orders, **common
+        )
+
+    @staticmethod
+    def describe_sizes(sizes: Sizes) -> str:
+        return (
+            f"{sizes.buyers:,} buyers, {sizes.resellers:,} resellers, {sizes.modems:,} modems, "
+            f"{sizes.apps} applications, {sizes.orders:,} historical orders; the bench's own "
+            f"{sizes.sms_orders:,} pending orders (inbound SMS, {PENDING_PER_BUYER} per buyer) "
+            f"and {sizes.status_orders:,} finished ones (order status)"
+        )
+
+    # --- the run ---------------------------------------------------------------------------
+    def run(self) -> int:
+        names = ["small"] if self.args.small else ["seeded"] if self.args.seeded else []
+        names = names or ["small", "seeded"]
+        known = {s.key for s in load.scenarios(Fixture.empty())}
+        if self.selected - known:
+            self.log(f"unknown scenarios {sorted(self.selected - known)}; known: {sorted(known)}")
+            return 2
+        for name in names:
+            problems = self.sizes(name).problems()
+            if problems:
+                self.log(f"bad sizes for the {name} database: {'; '.join(problems)}")
+                return 2
+        runs: list[DatabaseRun] = []
+        explained = ""
+        for name in names:
+            db_run, findings = self.database(name, explain=self.args.explain and name == names[-1])
+            runs.append(db_run)
+            explained = findings or explained
+        self.write(runs, explained)
+        rows = [row for db_run in runs for row in db_run.rows]
+        if any(row.flagged for row in rows):
+            return 1
+        if self.args.strict and not (all(row.passed for row in rows) and report.spreads_hold(runs)):
+            return 1
+        return 0
+
+    def database(self, name: str, *, explain: bool) -> tuple[DatabaseRun, str]:
+        sizes = self.sizes(name)
+        self.log(f"{name} database: {self.describe_sizes(sizes)}")
+        self.db.create()
+        env = production_env(self.db.url)
+        manage("migrate", "--noinput", "-v0", env=env)
+        manage("seed_demo", env=env)
+        self.log("migrated, demo catalogue loaded; seeding with COPY")
+        seeded = seed(self.db, sizes, self.log)
+        self.log(f"seeded: {describe(seeded.rows)}")
+        try:
+            checked = manage("shell", "-c", ledger_check_code(), env=env)
+        except CommandFailed as exc:
+            raise CommandFailed(f"the seeded ledger is inconsistent: {exc}") from None
+        self.log(f"ledger_differences(): {checked.strip().splitlines()[-1]}")
+        fixture_path = self.workdir / f"{name}.json"
+        seeded.fixture.save(fixture_path)
+        findings = self.explain(name, env, fixture_path) if explain else ""
+        db_run = self.measure(name, sizes, seeded, env)
+        return db_run, findings
+
+    def measure(
+        self, name: str, sizes: Sizes, seeded: SeedReport, env: dict[str, str]
+    ) -> DatabaseRun:
+        a = self.args
+        scenarios = load.scenarios(seeded.fixture)
+        baseline = scenarios[0]
+        chosen = [s for s in scenarios[1:] if not self.selected or s.key in self.selected]
+        total = sum(seeded.seconds.values())
+        steps = "; ".join(f"{step} {seconds:.1f} s" for step, seconds in seeded.seconds.items())
+        seeding = f"Seeded with COPY in {total:.1f} s ({steps})."
+        with gunicorn(env, self.workdir / f"gunicorn-{name}.log") as server:
+            self.log(f"gunicorn answers on {server.url}; measuring")
+            meter = CpuMeter(self.db, os.getpid(), server.pid)
+
+            def measure(scenario: load.Scenario) -> load.Measurement:
+                before = meter.snapshot()
+                m = load.measure(
+                    scenario,
+                    server.url,
+                    connections=a.connections,
+                    warmup=a.warmup,
+                    duration=a.duration,
+                )
+                used = usage(before, meter.snapshot())
+                m.others_cpu = used.others_share
+                m.cpu_ms = used.ours_seconds * 1000 / m.iterations if m.iterations else 0.0
+                self.log(
+                    f"  {scenario.title}: {m.rate:.1f}/s, p50 {m.percentile(50):.1f} ms, "
+                    f"p99 {m.percentile(99):.1f} ms, {m.errors} errors, "
+                    f"{m.cpu_ms:.2f} CPU ms each, others' CPU {m.others_cpu:.0%}"
+                )
+                return m
+
+            db_run = DatabaseRun(name, self.describe_sizes(sizes), seeding, [])
+            db_run.baselines.append(measure(baseline))
+            for scenario in chosen:
+                measured = measure(scenario)
+                self.db.vacuum()
+                db_run.baselines.append(measure(baseline))
+                db_run.rows.append(Row(measured, (db_run.baselines[-2], db_run.baselines[-1])))
+        return db_run
+
+    def explain(self, name: str, env: dict[str, str], fixture_path: Path) -> str:
+        self.log(f"EXPLAIN ANALYZE of every query of each scenario on the {name} database")
+        header = (
+            f"# EXPLAIN ANALYZE of the hot paths ({name} database)\n\n"
+            f"Written by `{self.command}` on {self.now()}: each scenario's "
+            "requests ran once through the real views (test client) in a transaction that "
+            "was rolled back, and every SELECT/UPDATE they issued was explained. Sequential "
+            "scans on tables over 10,000 rows are listed under Findings."
+        )
+        out = manage(
+            "shell",
+            "-c",
+            "from bench.explain import main; main()",
+            env={
+                **env,
+                "BENCH_FIXTURE": str(fixture_path),
+                "BENCH_EXPLAIN": str(self.args.explain_output),
+                "BENCH_EXPLAIN_HEADER": header,
+            },
+        )
+        findings = "\n".join(
+            line for line in out.splitlines() if line and "imported automatically" not in line
+        )
+        print(findings, flush=True)
+        self.log(f"wrote {shown(self.args.explain_output)}")
+        return findings
+
+    # --- the report -----------------------------------------------------------------------
+    @staticmethod
+    def now() -> str:
+        return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+    def write(self, runs: list[DatabaseRun], explained: str) -> None:
+        a = self.args
+        small = next((r for r in runs if r.name == "small"), None)
+        sections = [report.section(r, small if r.name == "seeded" else None) for r in runs]
+        shown_settings = ", ".join(
+            f"{name}={value}"
+            for name, value in production_env(self.db.url).items()
+            if name not in ("DATABASE_URL", "SECRET_KEY")
+        )
+        lines = [
+            "# Performance",
+            "",
+            "Written by `make bench` (`python -m bench.run`); run it again rather than "
+            "editing this file.",
+            "",
+            f"- Command: `{self.command}`",
+            f"- Date: {self.now()}",
+            f"- Machine: {report.machine(self.db.server_version())}",
+            f"- Server: gunicorn `zerotp.wsgi -k sync -w {WORKERS}` on 127.0.0.1 with "
+            f"{shown_settings} (modems stay online: the seed stamps their heartbeat once)",
+            f"- Load: aiohttp, {a.connections} connections from the same machine, "
+            f"{a.warmup:g} s warm-up then {a.duration:g} s measured per scenario",
+            "",
+            "Absolute figures on a shared 2-core machine are noise; the ratios are the result. "
+            "**ratio** divides a scenario's throughput by the baseline's "
+            "(`GET /api/v1/balance`: authentication plus one read), measured right before and "
+            "right after it and averaged, so that load drifting during the run moves both; "
+            "the targets and the pass/fail marks apply to it. Throughput counts successful "
+            "iterations completed in the measured window; p50 and p99 are over the same "
+            "iterations. Any non-2xx answer, or a 2xx whose body shows the work was not done, "
+            "is an error, and a scenario with errors fails whatever its ratio.",
+            "",
+            "**CPU ms** is the CPU time the client, gunicorn and the bench database's "
+            "PostgreSQL backends spent per iteration; **CPU ratio** is the baseline's CPU ms "
+            "over the scenario's, i.e. the throughput ratio the machine would give if the bench "
+            "had it to itself and every scenario were CPU-bound. **Others' CPU** is the share "
+            "of the whole machine that other processes used during the measurement. When it is "
+            "high, a neighbour was busy: trust the CPU ratio over the throughput ratio. Between "
+            "scenarios the database is VACUUMed, so that one scenario's dead rows do not slow "
+            "the next.",
+            "",
+        ]
+        for db_section in sections:
+            lines += [*db_section, ""]
+        lines += [
+            "## Scenarios",
+            "",
+            "- `GET /api/v1/balance`: the baseline; bench buyers' API keys in turn.",
+            "- `GET /api/v1/services`: the public catalogue with stock per operator.",
+            "- `GET /api/v1/orders/{id}`: a finished order with one SMS, the buyer's own.",
+            "- `POST /api/v1/orders` + cancel: one iteration is both (201, then 200 "
+            "cancelled); ratio in iterations per second.",
+            "- heartbeat: 1,000 modems of one reseller per request; each connection has its own "
+            "reseller, so concurrent batches do not lock the same rows.",
+            "- sync: the same 1,000 modems exactly as stored; the answer must say 0 created, "
+            "0 updated.",
+            "- inbound-sms: each request completes one seeded pending order on its own modem "
+            "(an application without sender patterns); the answer must say matched.",
+            "",
+        ]
+        if explained:
+            lines += [
+                "## EXPLAIN findings",
+                "",
+                f"Details in `{shown(a.explain_output)}`.",
+                "",
+                *[f"- {line}" for line in explained.splitlines()],
+                "",
+            ]
+        lines += self.otp_section()
+        a.output.parent.mkdir(parents=True, exist_ok=True)
+        a.output.write_text("\n".join(lines).rstrip() + "\n")
+        for db_run in runs:
+            print(
+                "\n" + "\n".join(report.section(db_run, small if db_run.name == "seeded" else None))
+            )
+        self.log(f"wrote {shown(a.output)}")
+
+    def otp_section(self) -> list[str]:
+        if not (ROOT / "bench" / "otp.py").exists():
+            return []
+        self.log("running python -m bench.otp")
+        try:
+            out = run([sys.executable, "-m", "bench.otp"]).strip()
+        except CommandFailed as exc:
+            out = f"## OTP extraction\n\n`python -m bench.otp` failed:\n\n```\n{exc}\n```"
+        if not out.startswith("#"):
+            out = "## OTP extraction (`python -m bench.otp`)\n\n" + out
+        print("\n" + out, flush=True)
+        return [out, ""]
