@@ -247,3 +247,20 @@ LOGGING = {
 }
 
 EMAIL_BACKEND = _read("EMAIL_BACKEND", str, "django.core.mail.backends.console.EmailBackend")
+
+# --- Dashboard ---------------------------------------------------------------------------
+# The server-rendered pages: htmx for the live parts, English and Indonesian, email login
+# with throttled failures (counted in the shared cache, so every worker sees them).
+INSTALLED_APPS += ["django_htmx"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware") + 1,
+    "django.middleware.locale.LocaleMiddleware",
+)
+MIDDLEWARE.append("django_htmx.middleware.HtmxMiddleware")
+LANGUAGES = [("en", "English"), ("id", "Bahasa Indonesia")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "landing"
+LOGIN_FAILURES_MAX = _positive_int("LOGIN_FAILURES_MAX", 5)
+LOGIN_FAILURES_WINDOW_SECONDS = _positive_int("LOGIN_FAILURES_WINDOW_SECONDS", 15 * 60)

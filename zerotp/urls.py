@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.negotiation import DefaultContentNegotiation
 
@@ -52,5 +52,9 @@ urlpatterns = [
         name="api-docs",
     ),
     re_path(r"^api/", api_not_found),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("accounts.urls")),
+    path("", include("orders.urls")),
+    path("", include("modems.urls")),
     path("admin/", admin.site.urls),
 ]

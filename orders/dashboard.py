@@ -1,0 +1,264 @@
+"""Reads for the dashboard pages: active orders, the wallet's ledger, a reseller's modems,
+earnings and inbound SMS, and the staff overview.
+
+They live with orders because orders stands on every other app: a modem's "orders served"
+and a ledger line's "order #12" are order knowledge that modems and billing must not have.
+"""
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import ApiKey, User
+from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from billing.services import wallet_balance
+from modems.models import InboundSms, Modem
+from orders.models import OPEN_STATUSES, CallbackDelivery, Order, OrderStatus
+from orders.selectors import orders_of, services_catalogue
+
+_ORDER_REFERENCE = re.compile(r"^order:(\d+):")
+
+
+def live_key(user: User, kind: str) -> ApiKey | None:
+    """The user's working key of that kind (shown masked), or None."""
+    return ApiKey.objects.filter(user=user, kind=kind, revoked_at__isnull=True).first()
+
+
+def active_orders(buyer: User) -> list[Order]:
+    """Orders the buyer can still act on: pending, or completed and not past expires_at
+    (more SMS may still arrive for those), newest first."""
+    return list(
+        orders_of(buyer)
+        .filter(status__in=OPEN_STATUSES, expires_at__gt=timezone.now())
+        .select_related("application")
+        .order_by("-id")
+    )
+
+
+def order_history(buyer: User, status: str | None = None) -> QuerySet[Order]:
+    """Every order of the buyer, newest first, filtered by the status the API shows."""
+    return orders_of(buyer, status or None).select_related("application").order_by("-id")
+
+
+@dataclass(frozen=True)
+class OperatorOffer:
+    operator: str
+    price: int
+    stock: int
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    id: int
+    name: str
+    offers: list[OperatorOffer]
+
+    @property
+    def cheapest(self) -> int | None:
+        return min((o.price for o in self.offers), default=None)
+
+    @property
+    def stock(self) -> int:
+        return sum(o.stock for o in self.offers)
+
+    def offer(self, operator: str) -> OperatorOffer | None:
+        return next((o for o in self.offers if o.operator == operator), None)
+
+
+_OPERATOR_ORDER = {"normal": 0, "promo": 1, "special": 2}
+
+
+def catalogue() -> list[CatalogueEntry]:
+    """The public catalogue (prices and physical stock per operator) in a shape templates
+    can loop over."""
+    return [
+        CatalogueEntry(
+            id=app["id"],
+            name=app["name"],
+            offers=sorted(
+                (
+                    OperatorOffer(operator=op, price=o["price"], stock=o["stock"])
+                    for op, o in app["operators"].items()
+                ),
+                key=lambda offer: _OPERATOR_ORDER.get(offer.operator, 9),
+            ),
+        )
+        for app in services_catalogue()
+    ]
+
+
+@dataclass(frozen=True)
+class WalletLine:
+    at: datetime
+    kind: str
+    label: str
+    memo: str
+    order_id: int | None
+    amount: int
+    balance_after: int
+
+
+_LINE_LABELS = {
+    LedgerTransaction.Kind.TOPUP: _("Top-up"),
+    LedgerTransaction.Kind.HOLD: _("Number ordered"),
+    LedgerTransaction.Kind.RELEASE: _("Refund"),
+    LedgerTransaction.Kind.CAPTURE: _("Earnings"),
+}
+
+
+def wallet_entries(user: User) -> QuerySet[LedgerEntry]:
+    return (
+        LedgerEntry.objects.filter(account__kind=LedgerAccount.Kind.WALLET, account__user=user)
+        .select_related("transaction")
+        .order_by("-id")
+    )
+
+
+def wallet_lines(user: User, entries: Sequence[LedgerEntry]) -> list[WalletLine]:
+    """One page of the wallet's entries (newest first) with the balance after each.
+
+    The balance after the newest entry on the page is today's balance minus every entry
+    newer than it: one aggregate, whatever the page."""
+    if not entries:
+        return []
+    newer = (
+        wallet_entries(user).filter(id__gt=entries[0].pk).aggregate(total=Sum("amount"))["total"]
+    )
+    balance = wallet_balance(user) - (newer or 0)
+    lines = []
+    for entry in entries:
+        tx = entry.transaction
+        found = _ORDER_REFERENCE.match(tx.reference)
+        lines.append(
+            WalletLine(
+                at=tx.created_at,
+                kind=tx.kind,
+                label=str(_LINE_LABELS.get(tx.kind, tx.kind)),
+                memo=tx.memo,
+                order_id=int(found.group(1)) if found else None,
+                amount=entry.amount,
+                balance_after=balance,
+            )
+        )
+        balance -= entry.amount
+    return lines
+
+
+@dataclass(frozen=True)
+class DayEarnings:
+    day: date
+    amount: int
+    percent: int  # of the best day in the chart, for the bar's height
+
+
+@dataclass(frozen=True)
+class Earnings:
+    today: int
+    last_7_days: int
+    last_30_days: int
+    days: list[DayEarnings]
+
+
+def reseller_earnings(reseller: User, days: int = 30) -> Earnings:
+    """What the reseller's wallet received from captured orders, per day (UTC) for the
+    last `days` days, today included."""
+    today = timezone.now().date()
+    first = today - timedelta(days=days - 1)
+    start = timezone.make_aware(datetime.combine(first, datetime.min.time()))
+    per_day = dict(
+        LedgerEntry.objects.filter(
+            account__kind=LedgerAccount.Kind.WALLET,
+            account__user=reseller,
+            transaction__kind=LedgerTransaction.Kind.CAPTURE,
+            transaction__created_at__gte=start,
+        )
+        .annotate(day=TruncDate("transaction__created_at"))
+        .values("day")
+        .annotate(total=Sum("amount"))
+        .values_list("day", "total")
+    )
+    series = [
+        (first + timedelta(days=n), per_day.get(first + timedelta(days=n), 0)) for n in range(days)
+    ]
+    best = max((amount for _, amount in series), default=0) or 1
+    return Earnings(
+        today=per_day.get(today, 0),
+        last_7_days=sum(amount for day, amount in series if day > today - timedelta(days=7)),
+        last_30_days=sum(amount for _, amount in series),
+        days=[DayEarnings(day, amount, amount * 100 // best) for day, amount in series],
+    )
+
+
+def reseller_modems(reseller: User) -> QuerySet[Modem]:
+    """The reseller's modems with the orders each served (an SMS arrived) and what they
+    earned the reseller."""
+    served = Q(orders__reseller_share__isnull=False)
+    return (
+        Modem.objects.filter(reseller=reseller)
+        .annotate(
+            orders_served=Count("orders", filter=served),
+            earned=Sum("orders__reseller_share", filter=served),
+        )
+        .order_by("uid")
+    )
+
+
+def inbound_sms(reseller: User, matched: bool | None = None) -> QuerySet[InboundSms]:
+    """The reseller's inbound SMS, newest first, with the order each matched (if any)."""
+    messages = (
+        InboundSms.objects.filter(reseller=reseller)
+        .select_related("modem", "match__order__application")
+        .order_by("-id")
+    )
+    if matched is not None:
+        messages = messages.filter(match__isnull=not matched)
+    return messages
+
+
+@dataclass(frozen=True)
+class StaffOverview:
+    orders_today: int
+    completed_today: int
+    revenue_today: int
+    pending_orders: int
+    escrow: int
+    modems_online: int
+    modems_total: int
+    callbacks_failed: int
+    callbacks_failed_today: int
+    signups_today: int
+    recent_failed_callbacks: list[CallbackDelivery]
+
+
+def staff_overview() -> StaffOverview:
+    now = timezone.now()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    today = Order.objects.filter(created_at__gte=midnight)
+    revenue = LedgerEntry.objects.filter(
+        account__kind=LedgerAccount.Kind.REVENUE, created_at__gte=midnight
+    ).aggregate(total=Sum("amount"))["total"]
+    escrow = (
+        LedgerAccount.objects.filter(kind=LedgerAccount.Kind.ESCROW)
+        .values_list("balance", flat=True)
+        .first()
+    )
+    failed = CallbackDelivery.objects.filter(status=CallbackDelivery.Status.FAILED)
+    return StaffOverview(
+        orders_today=today.count(),
+        completed_today=today.filter(completed_at__isnull=False).count(),
+        revenue_today=revenue or 0,
+        pending_orders=Order.objects.filter(status=OrderStatus.PENDING, expires_at__gt=now).count(),
+        escrow=escrow or 0,
+        modems_online=Modem.objects.online().count(),
+        modems_total=Modem.objects.count(),
+        callbacks_failed=failed.count(),
+        callbacks_failed_today=failed.filter(created_at__gte=midnight).count(),
+        signups_today=User.objects.filter(date_joined__gte=midnight).count(),
+        recent_failed_callbacks=list(failed.select_related("buyer").order_by("-id")[:10]),
+    )

@@ -1,0 +1,189 @@
+"""Buyer pages (landing, dashboard, live active orders, history, transactions) and the staff
+overview. Orders are made, cancelled and finished only through orders.services."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
+
+from accounts.views import login_required
+from billing.services import wallet_balance
+from orders.dashboard import (
+    CatalogueEntry,
+    active_orders,
+    catalogue,
+    order_history,
+    staff_overview,
+    wallet_entries,
+    wallet_lines,
+)
+from orders.forms import HistoryFilterForm, OrderForm
+from orders.services import order_cancel, order_create, order_finish
+from orders.templatetags.rupiah import rupiah
+from zerotp.errors import DomainError
+
+# A clear headline above the service's own message, in the reader's language.
+_REFUSALS = {
+    "out_of_stock": gettext_lazy("Out of stock."),
+    "insufficient_balance": gettext_lazy("Not enough balance: top up first."),
+    "too_many_active_orders": gettext_lazy("Too many orders waiting for an SMS."),
+    "not_found": gettext_lazy("This application is not available."),
+    "rate_limited": gettext_lazy("Ordering is paused for now."),
+}
+
+
+def landing(request: HttpRequest) -> HttpResponse:
+    context = {"catalogue": catalogue(), "ttl_minutes": settings.ORDER_TTL_SECONDS // 60}
+    return render(request, "orders/landing.html", context)
+
+
+def _selected(entries: list[CatalogueEntry], application: object) -> CatalogueEntry | None:
+    try:
+        wanted = int(application)
+    except (TypeError, ValueError):
+        wanted = None
+    return next((app for app in entries if app.id == wanted), entries[0] if entries else None)
+
+
+def _operator(selected: CatalogueEntry | None, wanted: str | None) -> str:
+    """The operator to show ticked: the one asked for if sold, else normal, else the first."""
+    if selected is None or not selected.offers:
+        return wanted or "normal"
+    for candidate in (wanted, "normal"):
+        if candidate and selected.offer(candidate):
+            return candidate
+    return selected.offers[0].operator
+
+
+def _active_context(request: HttpRequest) -> dict[str, object]:
+    return {"orders": active_orders(request.user), "balance": wallet_balance(request.user)}
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    entries = catalogue()
+    if request.method == "POST":
+        form = OrderForm(request.POST, catalogue=entries)
+        if form.is_valid():
+            try:
+                created = order_create(
+                    buyer=request.user,
+                    application_id=form.cleaned_data["application"],
+                    operator=form.cleaned_data["operator"],
+                    idempotency_key=form.idempotency_key(),
+                )
+            except DomainError as exc:
+                headline = _REFUSALS.get(exc.code)
+                form.add_error(None, f"{headline} {exc.message}" if headline else exc.message)
+            else:
+                body = created.body
+                messages.success(
+                    request,
+                    _("Order #%(id)s: your number is %(number)s. The code appears below.")
+                    % {"id": body["order_id"], "number": body["phone_number"]},
+                )
+                return redirect("dashboard")
+        selected = _selected(entries, request.POST.get("application"))
+        operator = _operator(selected, request.POST.get("operator"))
+    else:
+        selected = _selected(entries, request.GET.get("application"))
+        operator = _operator(selected, request.GET.get("operator"))
+        form = OrderForm(
+            catalogue=entries,
+            initial={"application": selected.id if selected else None, "operator": operator},
+        )
+    context = {
+        "form": form,
+        "selected": selected,
+        "selected_operator": operator,
+        **_active_context(request),
+    }
+    return render(request, "orders/dashboard.html", context)
+
+
+@login_required
+def operator_choices(request: HttpRequest) -> HttpResponse:
+    """The operator radios (price and stock) of one application: the order form swaps
+    them in when the application changes."""
+    selected = _selected(catalogue(), request.GET.get("application"))
+    operator = _operator(selected, request.GET.get("operator"))
+    return render(
+        request,
+        "orders/_operator_choices.html",
+        {"selected": selected, "selected_operator": operator},
+    )
+
+
+@login_required
+def active_orders_partial(request: HttpRequest) -> HttpResponse:
+    """The live part of the dashboard, polled by htmx: active orders and the balance."""
+    return render(request, "orders/_active_orders.html", {**_active_context(request), "oob": True})
+
+
+def _back(request: HttpRequest) -> HttpResponse:
+    target = request.POST.get("next")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    return redirect("dashboard")
+
+
+@require_POST
+@login_required
+def order_cancel_view(request: HttpRequest, order_id: int) -> HttpResponse:
+    try:
+        order = order_cancel(buyer=request.user, order_id=order_id)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            _("Order #%(id)s cancelled: %(amount)s is back in your balance.")
+            % {"id": order.pk, "amount": rupiah(order.price)},
+        )
+    return _back(request)
+
+
+@require_POST
+@login_required
+def order_finish_view(request: HttpRequest, order_id: int) -> HttpResponse:
+    try:
+        order = order_finish(buyer=request.user, order_id=order_id)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Order #%(id)s finished. Thank you!") % {"id": order.pk})
+    return _back(request)
+
+
+@login_required
+def history(request: HttpRequest) -> HttpResponse:
+    filters = HistoryFilterForm(request.GET or None)
+    status = filters.cleaned_data["status"] if filters.is_valid() else None
+    page = Paginator(order_history(request.user, status), 20).get_page(request.GET.get("page"))
+    return render(request, "orders/history.html", {"filters": filters, "page": page})
+
+
+@login_required
+def transactions(request: HttpRequest) -> HttpResponse:
+    page = Paginator(wallet_entries(request.user), 25).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "lines": wallet_lines(request.user, list(page.object_list)),
+        "balance": wallet_balance(request.user),
+    }
+    return render(request, "orders/transactions.html", context)
+
+
+@login_required
+def staff(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_staff:
+        raise PermissionDenied
+    return render(request, "orders/staff.html", {"overview": staff_overview()})
