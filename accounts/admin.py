@@ -1,7 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
+from accounts.forms import AdminLoginForm
 from accounts.models import ApiKey, User
+
+# The admin's login counts failures like the site's (LOGIN_FAILURES_MAX per window).
+admin.site.login_form = AdminLoginForm
 
 
 class ApiKeyInline(admin.TabularInline):

@@ -37,6 +37,9 @@ def key_issue(*, user: User, kind: str) -> IssuedKey:
     prefix = _PREFIXES[ApiKey.Kind(kind)]
     key = new_key(prefix)
     with transaction.atomic():
+        # Two regenerations at once (a double click) queue on the user's row instead of
+        # both inserting a live key and one hitting the one-live-key constraint.
+        list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
         now = timezone.now()
         ApiKey.objects.filter(user=user, kind=kind, revoked_at__isnull=True).update(revoked_at=now)
         record = ApiKey.objects.create(
