@@ -160,8 +160,16 @@ def _received_at(value: str | None) -> datetime | None:
             "received_at must be an ISO 8601 date and time.",
             fields={"received_at": ["Not an ISO 8601 date and time."]},
         )
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, UTC)
+    try:
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment, UTC)
+        moment = moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        moment = None
+    if moment is None or moment.year < 2000:
+        raise errors.InvalidRequest(
+            "received_at is out of range.", fields={"received_at": ["Not a plausible time."]}
+        )
     return moment
 
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts.models import User
 from modems.models import Modem, Operator
 from modems.phone import PhoneNumberError, normalize_phone
+from zerotp.text import unstorable
 
 _SYNC_FIELDS = ("phone_number", "provider", "signal", "mapping")
 
@@ -25,7 +26,7 @@ class SyncResult:
         self.errors.append(
             {
                 "index": index,
-                "uid": uid if isinstance(uid, str) else None,
+                "uid": uid if isinstance(uid, str) and not unstorable(uid) else None,
                 "code": code,
                 "message": message,
             }
@@ -46,7 +47,7 @@ def _signal(value: Any) -> int | None:
 
 def _text(item: dict, name: str, max_length: int) -> str:
     value = item.get(name) or ""
-    if not isinstance(value, str) or len(value) > max_length or "\x00" in value:
+    if not isinstance(value, str) or len(value) > max_length or unstorable(value):
         raise ItemError(f"{name} must be a string of at most {max_length} characters.")
     return value.strip()
 
@@ -55,7 +56,7 @@ def uid_of(item: Any) -> str:
     if not isinstance(item, dict):
         raise ItemError("Each modem must be a JSON object.")
     uid = item.get("uid")
-    if not isinstance(uid, str) or not uid.strip() or len(uid) > 64 or "\x00" in uid:
+    if not isinstance(uid, str) or not uid.strip() or len(uid) > 64 or unstorable(uid):
         raise ItemError("uid is required: a string of 1 to 64 characters.")
     return uid.strip()
 

@@ -122,8 +122,12 @@ class OrdersView(BuyerView):
     def post(self, request: Request) -> Response:
         data = validated(OrderCreateSerializer, request.data)
         key = request.headers.get("Idempotency-Key")
-        if key is not None and (not key.strip() or len(key) > 255):
-            raise errors.InvalidRequest("Idempotency-Key must be 1 to 255 characters.")
+        if key is not None and not (
+            key.strip() and len(key) <= 255 and key.isascii() and key.isprintable()
+        ):
+            raise errors.InvalidRequest(
+                "Idempotency-Key must be 1 to 255 printable ASCII characters."
+            )
         created = services.order_create(
             buyer=request.user,
             application_id=data["application_id"],

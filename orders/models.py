@@ -141,6 +141,11 @@ class Order(models.Model):
                 condition=models.Q(status__in=["pending", "completed"]),
                 name="orders_open_by_modem_idx",
             ),
+            models.Index(
+                fields=["phone_number"],
+                condition=models.Q(status__in=["pending", "completed"]),
+                name="orders_open_by_number_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -37,8 +37,12 @@ from orders.models import (
 def free_modems(application: Any, operator: Any) -> QuerySet[Modem]:
     """Modems that could be handed out for the application and operator this second
     (API.md, "Stock rules"). Both arguments may be values or outer references."""
+    # Busy by modem, and by number: a number moved to another modem of the reseller
+    # takes its open order with it (the SMS for it arrives there).
     busy = Order.objects.filter(
-        modem=OuterRef("pk"), application=application, status__in=OPEN_STATUSES
+        Q(modem=OuterRef("pk")) | Q(phone_number=OuterRef("phone_number")),
+        application=application,
+        status__in=OPEN_STATUSES,
     )
     used = Order.objects.filter(
         application=application, phone_number=OuterRef("phone_number"), status__in=USED_STATUSES

@@ -399,8 +399,11 @@ def sms_receive(
         duplicate = _duplicate_of(modem, sender, text, message_id, now)
         if duplicate is not None:
             return _result_of(duplicate)
+        # The number is what was sold: its open orders follow it from modem to modem. A
+        # modem whose number is unknown can only match the orders it holds itself.
+        on_this_line = Q(phone_number=modem.phone_number) if modem.phone_number else Q(modem=modem)
         candidates = Order.objects.filter(
-            modem=modem, status__in=OPEN_STATUSES, expires_at__gt=now, created_at__lte=received_at
+            on_this_line, status__in=OPEN_STATUSES, expires_at__gt=now, created_at__lte=received_at
         ).select_related("application", "buyer")
         # Each candidate with the code found for it, best first. The SMS row is stored with
         # the first one's code, which is the code of the match unless that order closes

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from zerotp import errors
+from zerotp.text import printable, unstorable
 
 # DRF's own exceptions, by class, mapped to the contract's codes.
 _DRF_CODES: list[tuple[type[Exception], str]] = [
@@ -35,9 +36,10 @@ _DRF_CODES: list[tuple[type[Exception], str]] = [
 
 
 def error_body(code: str, message: str, fields: Mapping[str, list[str]] | None = None) -> dict:
-    error: dict[str, Any] = {"code": code, "message": message}
+    # Messages may quote the input, and input may hold what UTF-8 cannot encode.
+    error: dict[str, Any] = {"code": code, "message": printable(message)}
     if fields:
-        error["fields"] = dict(fields)
+        error["fields"] = {printable(k): [printable(m) for m in v] for k, v in fields.items()}
     return {"error": error}
 
 
@@ -147,8 +149,10 @@ class StrictCharField(serializers.CharField):
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
-        if "\x00" in data:
-            raise serializers.ValidationError("NUL characters are not allowed.")
+        if unstorable(data):
+            raise serializers.ValidationError(
+                "NUL characters and lone UTF-16 surrogates are not allowed."
+            )
         return super().to_internal_value(data)
 
 
@@ -159,6 +163,15 @@ class CursorPage(pagination.CursorPagination):
     page_size_query_param = "limit"
     max_page_size = 200
     ordering = "-id"
+
+    def decode_cursor(self, request: Any) -> Any:
+        try:
+            return super().decode_cursor(request)
+        except exceptions.NotFound:
+            raise errors.InvalidRequest(
+                "The cursor is not valid: use the `next` URL of the previous page.",
+                fields={"cursor": ["Invalid cursor."]},
+            ) from None
 
     def get_paginated_response(self, data: list) -> Response:
         return Response({"results": data, "next": self.get_next_link()})
