@@ -264,11 +264,21 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
-# Development prints emails (password resets) on the console; production names an SMTP or
-# other backend in EMAIL_BACKEND.
+# Development prints emails (password resets) on the console; production (HTTPS=true)
+# sends them over SMTP (EMAIL_HOST and friends in MAILERS' OPTIONS) unless EMAIL_BACKEND
+# names another backend.
+_DEFAULT_MAIL = "smtp" if HTTPS else "console"
 MAILERS = {
     "default": {
-        "BACKEND": _read("EMAIL_BACKEND", str, "django.core.mail.backends.console.EmailBackend")
+        "BACKEND": _read(
+            "EMAIL_BACKEND", str, f"django.core.mail.backends.{_DEFAULT_MAIL}.EmailBackend"
+        ),
+        "OPTIONS": {
+            "host": _read("EMAIL_HOST", str, "localhost"),
+            "port": _read("EMAIL_PORT", int, 25),
+        }
+        if HTTPS
+        else {},
     }
 }
 
