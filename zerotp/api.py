@@ -3,7 +3,6 @@ schema pieces every view uses to document its errors."""
 
 import json
 import math
-from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -18,7 +17,8 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from zerotp import errors
-from zerotp.text import printable, unstorable
+from zerotp.errors import error_body
+from zerotp.text import unstorable
 
 # DRF's own exceptions, by class, mapped to the contract's codes.
 _DRF_CODES: list[tuple[type[Exception], str]] = [
@@ -33,14 +33,6 @@ _DRF_CODES: list[tuple[type[Exception], str]] = [
     (exceptions.UnsupportedMediaType, "unsupported_media_type"),
     (exceptions.Throttled, "rate_limited"),
 ]
-
-
-def error_body(code: str, message: str, fields: Mapping[str, list[str]] | None = None) -> dict:
-    # Messages may quote the input, and input may hold what UTF-8 cannot encode.
-    error: dict[str, Any] = {"code": code, "message": printable(message)}
-    if fields:
-        error["fields"] = {printable(k): [printable(m) for m in v] for k, v in fields.items()}
-    return {"error": error}
 
 
 def _flatten(detail: Any) -> list[str]:

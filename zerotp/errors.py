@@ -5,7 +5,12 @@ Services raise these; the API's exception handler turns them into the JSON envel
 APIException only so that DRF lets them through its authentication step unchanged.
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 from rest_framework import exceptions
+
+from zerotp.text import printable
 
 
 class DomainError(exceptions.APIException):
@@ -100,3 +105,11 @@ class TooManyActiveOrders(DomainError):
     status_code = 429
     code = "too_many_active_orders"
     default_detail = "Too many pending orders."
+
+
+def error_body(code: str, message: str, fields: Mapping[str, list[str]] | None = None) -> dict:
+    # Messages may quote the input, and input may hold what UTF-8 cannot encode.
+    error: dict[str, Any] = {"code": code, "message": printable(message)}
+    if fields:
+        error["fields"] = {printable(k): [printable(m) for m in v] for k, v in fields.items()}
+    return {"error": error}

@@ -97,6 +97,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "zerotp.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "zerotp.urls"

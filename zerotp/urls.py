@@ -37,6 +37,8 @@ api_v1 = [
     path("api/modem/inbound-sms", InboundSmsView.as_view(), name="api-modem-inbound-sms"),
 ]
 
+handler500 = "zerotp.middleware.server_error"
+
 urlpatterns = [
     *api_v1,
     path(
