@@ -46,7 +46,7 @@ urlpatterns = [
     ),
     path("account/callback/test/", views.callback_test_send, name="account-callback-test"),
     path(
-        "account/callbacks/<int:delivery_id>/resend/",
+        "account/callbacks/<id:delivery_id>/resend/",
         views.callback_resend_view,
         name="account-callback-resend",
     ),

@@ -28,6 +28,7 @@ from zerotp.api import (
     error_responses,
     validated,
 )
+from zerotp.converters import MAX_ID
 
 OperatorPrice = inline_serializer(
     "OperatorPrice", {"price": serializers.IntegerField(), "stock": serializers.IntegerField()}
@@ -84,19 +85,11 @@ class OrderSerializer(serializers.Serializer):
 
 
 class OrderCreateSerializer(serializers.Serializer):
-    application_id = StrictIntegerField(min_value=1, max_value=2**63 - 1)
+    application_id = StrictIntegerField(min_value=1, max_value=MAX_ID)
     operator = serializers.ChoiceField(choices=Operator.choices, default=Operator.NORMAL)
     custom_user_id = StrictCharField(
         required=False, allow_null=True, max_length=64, trim_whitespace=False
     )
-
-
-def _order_id(value: Any) -> int:
-    # The URL converter already guarantees digits; a huge number is simply not found.
-    order_id = int(value)
-    if order_id > 2**63 - 1:
-        raise errors.NotFound(f"There is no order {value}.")
-    return order_id
 
 
 class OrdersView(BuyerView):
@@ -166,8 +159,8 @@ class OrderView(BuyerView):
         summary="Order status and the OTP",
         responses={200: OrderSerializer, **error_responses(401, 403, 404)},
     )
-    def get(self, request: Request, order_id: str) -> Response:
-        found = order_and_messages(request.user, _order_id(order_id))
+    def get(self, request: Request, order_id: int) -> Response:
+        found = order_and_messages(request.user, order_id)
         if found is None:
             raise errors.NotFound(f"There is no order {order_id}.")
         return Response(order_data(*found))
@@ -180,8 +173,8 @@ class OrderCancelView(BuyerView):
         request=None,
         responses={200: OrderSerializer, **error_responses(401, 403, 404, 409)},
     )
-    def post(self, request: Request, order_id: str) -> Response:
-        order = services.order_cancel(buyer=request.user, order_id=_order_id(order_id))
+    def post(self, request: Request, order_id: int) -> Response:
+        order = services.order_cancel(buyer=request.user, order_id=order_id)
         # Only a pending order can be cancelled, and no SMS ever matches it afterwards.
         return Response(order_data(order, messages=[]))
 
@@ -193,8 +186,8 @@ class OrderFinishView(BuyerView):
         request=None,
         responses={200: OrderSerializer, **error_responses(401, 403, 404, 409)},
     )
-    def post(self, request: Request, order_id: str) -> Response:
-        order = services.order_finish(buyer=request.user, order_id=_order_id(order_id))
+    def post(self, request: Request, order_id: int) -> Response:
+        order = services.order_finish(buyer=request.user, order_id=order_id)
         return Response(order_data(order_of(request.user, order.pk)))
 
 
@@ -265,7 +258,7 @@ class CallbacksView(BuyerView):
                 fields={"status": ["Unknown status."]},
             )
         order_id = params.get("order_id")
-        if order_id is not None and not (order_id.isdigit() and int(order_id) < 2**63):
+        if order_id is not None and not (order_id.isdigit() and int(order_id) <= MAX_ID):
             raise errors.InvalidRequest(
                 "order_id must be a whole number.", fields={"order_id": ["Not a number."]}
             )
@@ -275,13 +268,6 @@ class CallbacksView(BuyerView):
         return paginator.get_paginated_response([delivery_data(d) for d in page])
 
 
-def _delivery_id(value: str) -> int:
-    delivery_id = int(value)
-    if delivery_id > 2**63 - 1:
-        raise errors.NotFound(f"There is no callback {value}.")
-    return delivery_id
-
-
 class CallbackResendView(BuyerView):
     @extend_schema(
         operation_id="callback_resend",
@@ -289,10 +275,8 @@ class CallbackResendView(BuyerView):
         request=None,
         responses={202: CallbackDeliverySerializer, **error_responses(400, 401, 403, 404)},
     )
-    def post(self, request: Request, delivery_id: str) -> Response:
-        delivery = callbacks.callback_resend(
-            buyer=request.user, delivery_id=_delivery_id(delivery_id)
-        )
+    def post(self, request: Request, delivery_id: int) -> Response:
+        delivery = callbacks.callback_resend(buyer=request.user, delivery_id=delivery_id)
         return Response(delivery_data(delivery), status=202)
 
 

@@ -8,8 +8,8 @@ urlpatterns = [
     path("dashboard/operators/", views.operator_choices, name="operator-choices"),
     path("dashboard/active/", views.active_orders_partial, name="active-orders"),
     path("orders/", views.history, name="order-history"),
-    path("orders/<int:order_id>/cancel/", views.order_cancel_view, name="order-cancel"),
-    path("orders/<int:order_id>/finish/", views.order_finish_view, name="order-finish"),
+    path("orders/<id:order_id>/cancel/", views.order_cancel_view, name="order-cancel"),
+    path("orders/<id:order_id>/finish/", views.order_finish_view, name="order-finish"),
     path("transactions/", views.transactions, name="transactions"),
     path("staff/", views.staff, name="staff-overview"),
 ]

@@ -8,8 +8,10 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
+from accounts.services import callback_settings_update
 from billing.services import ledger_differences
 from tests.factories import Agent, Buyer, make_agent, make_buyer
+from tests.receiver import Receiver, running_receiver
 
 ON_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 
@@ -70,3 +72,18 @@ def buyer(db: None) -> Buyer:
 @pytest.fixture
 def agent(db: None) -> Agent:
     return make_agent()
+
+
+@pytest.fixture
+def receiver(settings: object) -> Iterator[Receiver]:
+    """A real HTTP receiver on 127.0.0.1 (callbacks to loopback allowed for the test)."""
+    settings.CALLBACK_ALLOW_PRIVATE = True
+    with running_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def subscribed(buyer: Buyer, receiver: Receiver) -> Buyer:
+    """The buyer, with callbacks going to the receiver."""
+    callback_settings_update(user=buyer.user, callback_url=receiver.url, set_url=True)
+    return buyer

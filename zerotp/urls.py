@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.negotiation import DefaultContentNegotiation
 
+import zerotp.converters  # noqa: F401  (registers <id:...> before any route uses it)
 from accounts.api import AccountView, BalanceView
 from modems.api import HeartbeatView, InboundSmsView, SyncView
 from orders.api import (
@@ -20,15 +21,15 @@ from zerotp.api import api_not_found
 api_v1 = [
     path("api/v1/services", ServicesView.as_view(), name="api-services"),
     path("api/v1/orders", OrdersView.as_view(), name="api-orders"),
-    path("api/v1/orders/<int:order_id>", OrderView.as_view(), name="api-order"),
-    path("api/v1/orders/<int:order_id>/cancel", OrderCancelView.as_view(), name="api-order-cancel"),
-    path("api/v1/orders/<int:order_id>/finish", OrderFinishView.as_view(), name="api-order-finish"),
+    path("api/v1/orders/<id:order_id>", OrderView.as_view(), name="api-order"),
+    path("api/v1/orders/<id:order_id>/cancel", OrderCancelView.as_view(), name="api-order-cancel"),
+    path("api/v1/orders/<id:order_id>/finish", OrderFinishView.as_view(), name="api-order-finish"),
     path("api/v1/balance", BalanceView.as_view(), name="api-balance"),
     path("api/v1/account", AccountView.as_view(), name="api-account"),
     path("api/v1/callbacks", CallbacksView.as_view(), name="api-callbacks"),
     path("api/v1/callbacks/test", CallbackTestView.as_view(), name="api-callback-test"),
     path(
-        "api/v1/callbacks/<int:delivery_id>/resend",
+        "api/v1/callbacks/<id:delivery_id>/resend",
         CallbackResendView.as_view(),
         name="api-callback-resend",
     ),

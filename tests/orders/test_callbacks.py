@@ -4,7 +4,6 @@ Every delivery goes over real HTTP to a receiver on 127.0.0.1 that verifies sign
 with the `standardwebhooks` package, exactly as a buyer's code would. The clock is driven
 through `now=`, never slept."""
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -27,21 +26,8 @@ Status = CallbackDelivery.Status
 
 
 @pytest.fixture
-def receiver(settings: object) -> Iterator[Receiver]:
-    settings.CALLBACK_ALLOW_PRIVATE = True  # the receiver listens on loopback
-    with running_receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
 def modem(agent: Agent) -> Modem:
     return ModemFactory(reseller=agent.user)
-
-
-@pytest.fixture
-def subscribed(buyer: Buyer, receiver: Receiver) -> Buyer:
-    callback_settings_update(user=buyer.user, callback_url=receiver.url, set_url=True)
-    return buyer
 
 
 def match(buyer: Buyer, agent: Agent, modem: Modem, text: str = "Your code is 123-456") -> Order:

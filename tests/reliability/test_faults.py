@@ -39,7 +39,7 @@ from orders.models import CallbackAttempt, CallbackDelivery, IdempotencyKey, Ord
 from orders.services import order_create, orders_expire, sms_receive
 from tests.factories import Agent, ApplicationFactory, Buyer, ModemFactory, make_agent, make_buyer
 from tests.orders.test_callbacks import match, verify
-from tests.receiver import Receiver, running_receiver
+from tests.receiver import Receiver
 from tests.reliability.conftest import assert_books_sound
 
 PRICE = 4000
@@ -174,19 +174,6 @@ def test_a_worker_killed_after_the_hold_of_an_order_leaves_no_trace_and_the_retr
 
 
 # --- (b) killed in the middle of a callback delivery -------------------------------------------
-
-
-@pytest.fixture
-def receiver(settings: Any) -> Iterator[Receiver]:
-    settings.CALLBACK_ALLOW_PRIVATE = True  # the receiver listens on loopback
-    with running_receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def subscribed(buyer: Buyer, receiver: Receiver) -> Buyer:
-    callback_settings_update(user=buyer.user, callback_url=receiver.url, set_url=True)
-    return buyer
 
 
 @pytest.fixture
