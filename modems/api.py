@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from accounts.api import AgentView
 from modems.models import Operator
 from modems.phone import PhoneNumberError, normalize_phone
-from modems.services import ItemError, heartbeat_item, modems_heartbeat, modems_sync
+from modems.services import ItemError, heartbeat_items, modems_heartbeat, modems_sync
 from orders.services import sms_receive
 from zerotp import errors
 from zerotp.api import StrictCharField, error_responses, json_object, validated
@@ -112,14 +112,11 @@ class HeartbeatView(AgentView):
         responses={200: HeartbeatResponseSerializer, **error_responses(400, 401, 403, 413)},
     )
     def post(self, request: Request) -> Response:
-        items = []
-        for index, raw in enumerate(_batch(request.data)):
-            try:
-                items.append(heartbeat_item(raw))
-            except ItemError as exc:
-                raise errors.InvalidRequest(
-                    f"modems[{index}]: {exc}", fields={f"modems[{index}]": [str(exc)]}
-                ) from None
+        try:
+            items = heartbeat_items(_batch(request.data))
+        except ItemError as exc:
+            field = f"modems[{exc.index}]"
+            raise errors.InvalidRequest(f"{field}: {exc}", fields={field: [str(exc)]}) from None
         updated, unknown = modems_heartbeat(reseller=request.user, items=items)
         return Response({"updated": updated, "unknown": unknown})
 
