@@ -86,7 +86,7 @@ def main() -> None:
     profiler = cProfile.Profile(time.process_time)
     statements: list[str] = []
 
-    def record(execute, sql, params, many, context):  # noqa: ANN001 (Django's wrapper API)
+    def record(execute, sql, params, many, context):
         statements.append(sql)
         return execute(sql, params, many, context)
 
