@@ -16,14 +16,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from accounts.models import User
 from billing import services as billing
-from billing.models import LedgerAccount
 from modems.models import InboundSms, Modem
+from orders import statements
 from orders.callbacks import callback_enqueue
 from orders.models import (
     OPEN_STATUSES,
@@ -36,7 +35,6 @@ from orders.models import (
 )
 from orders.otp import extract_otp
 from orders.representation import order_data
-from orders.selectors import SubqueryCount, SubqueryCountAnswered, free_modems
 from zerotp import errors
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -93,6 +91,67 @@ def order_create(
 
     Errors in the contract's order: 400 (no price for the operator), 404, 429
     too_many_active_orders, 402, 409 out_of_stock."""
+    with transaction.atomic():
+        now = timezone.now()
+        context = statements.order_context(
+            buyer_id=buyer.pk,
+            application_id=application_id,
+            operator=operator,
+            now=now,
+            since=now - SCAN_GUARD_WINDOW,
+        )
+        if context is None:
+            context = _context_without_wallet(application_id, operator)
+        if context.price is None:
+            message = f"{context.name} has no price for the {operator} operator."
+            raise errors.InvalidRequest(message, fields={"operator": [message]})
+        if not context.enabled:
+            raise errors.NotFound(f"{context.name} is not available right now.")
+
+        if idempotency_key:
+            fingerprint = _fingerprint(
+                application_id=application_id, operator=operator, custom_user_id=custom_user_id
+            )
+            remembered = _idempotency_claim(buyer, idempotency_key, fingerprint)
+            if remembered is not None:
+                return OrderCreated(body=remembered, replayed=True)
+
+        if context.pending >= settings.MAX_ACTIVE_ORDERS:
+            raise errors.TooManyActiveOrders(
+                f"You already have {context.pending} pending orders (the limit is "
+                f"{settings.MAX_ACTIVE_ORDERS}); finish or cancel one first."
+            )
+        if _looks_like_scanning(context):
+            raise errors.RateLimited(
+                f"{context.recent_closed - context.recent_answered} of your last "
+                f"{context.recent_closed} orders received no SMS: ordering is paused for this "
+                "account to stop number scanning. It resumes as those orders age; contact "
+                "support if this is a mistake.",
+                retry_after=SCAN_GUARD_RETRY_AFTER,
+            )
+        if context.balance < context.price:
+            raise errors.InsufficientBalance(
+                f"Balance {context.balance} is below the price {context.price}."
+            )
+
+        order = _order_on_free_modem(
+            buyer=buyer,
+            application_id=application_id,
+            name=context.name,
+            price=context.price,
+            operator=operator,
+            custom_user_id=custom_user_id,
+            now=now,
+        )
+        billing.hold(reference=f"order:{order.pk}:hold", buyer=buyer, amount=context.price)
+        body = order_data(order, messages=[])
+        if idempotency_key:
+            IdempotencyKey.objects.filter(buyer=buyer, key=idempotency_key).update(response=body)
+    return OrderCreated(body=body, replayed=False)
+
+
+def _context_without_wallet(application_id: int, operator: str) -> statements.OrderContext:
+    """The buyer never topped up (no wallet), or there is no such application: which."""
     app = (
         Application.objects.filter(pk=application_id)
         .annotate(
@@ -106,107 +165,30 @@ def order_create(
     )
     if app is None:
         raise errors.NotFound(f"There is no application {application_id}.")
-    if app.price is None:
-        message = f"{app.name} has no price for the {operator} operator."
-        raise errors.InvalidRequest(message, fields={"operator": [message]})
-    if not app.enabled:
-        raise errors.NotFound(f"{app.name} is not available right now.")
-
-    with transaction.atomic():
-        if idempotency_key:
-            fingerprint = _fingerprint(
-                application_id=application_id, operator=operator, custom_user_id=custom_user_id
-            )
-            remembered = _idempotency_claim(buyer, idempotency_key, fingerprint)
-            if remembered is not None:
-                return OrderCreated(body=remembered, replayed=True)
-
-        now = timezone.now()
-        state = _buyer_state_locked(buyer, now)
-        if state.active >= settings.MAX_ACTIVE_ORDERS:
-            raise errors.TooManyActiveOrders(
-                f"You already have {state.active} pending orders (the limit is "
-                f"{settings.MAX_ACTIVE_ORDERS}); finish or cancel one first."
-            )
-        if state.looks_like_scanning:
-            raise errors.RateLimited(
-                f"{state.recent_closed - state.recent_answered} of your last "
-                f"{state.recent_closed} orders received no SMS: ordering is paused for this "
-                "account to stop number scanning. It resumes as those orders age; contact "
-                "support if this is a mistake.",
-                retry_after=SCAN_GUARD_RETRY_AFTER,
-            )
-        if state.balance < app.price:
-            raise errors.InsufficientBalance(
-                f"Balance {state.balance} is below the price {app.price}."
-            )
-
-        order = _order_on_free_modem(
-            buyer=buyer,
-            app=app,
-            operator=operator,
-            custom_user_id=custom_user_id,
-            now=now,
-        )
-        billing.hold(reference=f"order:{order.pk}:hold", buyer=buyer, amount=app.price)
-        body = order_data(order, messages=[])
-        if idempotency_key:
-            IdempotencyKey.objects.filter(buyer=buyer, key=idempotency_key).update(response=body)
-    return OrderCreated(body=body, replayed=False)
+    # No wallet: no order was ever held, so nothing is pending or recent.
+    return statements.OrderContext(app.name, app.enabled, app.price, 0, 0, 0, 0)
 
 
-@dataclass(frozen=True)
-class BuyerState:
-    balance: int
-    active: int
-    recent_closed: int
-    recent_answered: int
-
-    @property
-    def looks_like_scanning(self) -> bool:
-        """Many recent orders and almost none received an SMS: someone is ordering numbers
-        to probe them, not to receive codes (SCAN_GUARD)."""
-        return (
-            settings.SCAN_GUARD
-            and self.recent_closed >= settings.SCAN_GUARD_ORDERS
-            and self.recent_answered * 100
-            < self.recent_closed * settings.SCAN_GUARD_MIN_SMS_PERCENT
-        )
-
-
-def _buyer_state_locked(buyer: User, now: datetime) -> BuyerState:
-    """Balance, pending orders and the recent answer rate, in one query that also
-    row-locks the wallet (PostgreSQL) until the order is made, so one buyer's concurrent
-    orders queue here and each sees the others' holds and orders."""
-    active = (
-        Order.objects.filter(buyer=buyer, status=OrderStatus.PENDING, expires_at__gt=now)
-        .order_by()
-        .values("buyer")
-        .annotate(n=Count("pk"))
-        .values("n")
+def _looks_like_scanning(context: statements.OrderContext) -> bool:
+    """Many recent orders and almost none received an SMS: someone is ordering numbers
+    to probe them, not to receive codes (SCAN_GUARD)."""
+    return (
+        settings.SCAN_GUARD
+        and context.recent_closed >= settings.SCAN_GUARD_ORDERS
+        and context.recent_answered * 100
+        < context.recent_closed * settings.SCAN_GUARD_MIN_SMS_PERCENT
     )
-    recent = (
-        Order.objects.filter(buyer=buyer, created_at__gte=now - SCAN_GUARD_WINDOW)
-        .exclude(status=OrderStatus.PENDING)
-        .order_by("-id")
-        .values("status")[: settings.SCAN_GUARD_ORDERS]
-    )
-    row = (
-        LedgerAccount.objects.select_for_update()
-        .filter(kind=LedgerAccount.Kind.WALLET, user=buyer)
-        .annotate(
-            active=Coalesce(Subquery(active), 0),
-            recent_closed=SubqueryCount(recent),
-            recent_answered=SubqueryCountAnswered(recent),
-        )
-        .values_list("balance", "active", "recent_closed", "recent_answered")
-        .first()
-    )
-    return BuyerState(*row) if row is not None else BuyerState(0, 0, 0, 0)
 
 
 def _order_on_free_modem(
-    *, buyer: User, app: Application, operator: str, custom_user_id: str | None, now: datetime
+    *,
+    buyer: User,
+    application_id: int,
+    name: str,
+    price: int,
+    operator: str,
+    custom_user_id: str | None,
+    now: datetime,
 ) -> Order:
     """Lock a free modem (skipping those other transactions hold) and insert the order.
 
@@ -214,34 +196,34 @@ def _order_on_free_modem(
     skip-locked read cannot see: under READ COMMITTED, a modem whose order another
     transaction has just committed. Then the next modem is tried."""
     tried: list[int] = []
-    candidates = free_modems(app.pk, operator).order_by("id")
+    online_since = now - timedelta(seconds=settings.MODEM_ONLINE_SECONDS)
     for _ in range(MODEM_ATTEMPTS):
-        modem = (
-            candidates.exclude(pk__in=tried)
-            .select_for_update(skip_locked=True)
-            .only("id", "reseller_id", "phone_number")
-            .first()
+        modem = statements.free_modem(
+            application_id=application_id,
+            operator=operator,
+            online_since=online_since,
+            tried=tried,
         )
         if modem is None:
             break
-        try:
-            with transaction.atomic():
-                return Order.objects.create(
-                    buyer=buyer,
-                    application=app,
-                    operator=operator,
-                    modem=modem,
-                    reseller_id=modem.reseller_id,
-                    phone_number=modem.phone_number,
-                    price=app.price,
-                    custom_user_id=custom_user_id,
-                    created_at=now,
-                    expires_at=now + timedelta(seconds=settings.ORDER_TTL_SECONDS),
-                )
-        except IntegrityError:
-            tried.append(modem.pk)
+        modem_id, reseller_id, phone_number = modem
+        order = statements.insert_order(
+            buyer_id=buyer.pk,
+            application_id=application_id,
+            operator=operator,
+            modem_id=modem_id,
+            reseller_id=reseller_id,
+            phone_number=phone_number,
+            price=price,
+            custom_user_id=custom_user_id,
+            created_at=now,
+            expires_at=now + timedelta(seconds=settings.ORDER_TTL_SECONDS),
+        )
+        if order is not None:
+            return order
+        tried.append(modem_id)
     raise errors.OutOfStock(
-        f"No {operator} number is available for {app.name} right now; try again shortly "
+        f"No {operator} number is available for {name} right now; try again shortly "
         "or another operator."
     )
 
@@ -257,13 +239,13 @@ def order_cancel(*, buyer: User, order_id: int) -> Order:
     """Cancel a pending order and refund its price. Safe to repeat."""
     now = timezone.now()
     with transaction.atomic():
-        cancelled = Order.objects.filter(
-            pk=order_id, buyer=buyer, status=OrderStatus.PENDING, expires_at__gt=now
-        ).update(status=OrderStatus.CANCELLED, closed_at=now)
+        cancelled = statements.cancel_pending(order_id=order_id, buyer_id=buyer.pk, now=now)
+        if cancelled is not None:
+            billing.release(
+                reference=f"order:{order_id}:release", buyer=buyer, amount=cancelled.price
+            )
+            return cancelled
         order = _own_order(buyer, order_id)
-        if cancelled:
-            billing.release(reference=f"order:{order.pk}:release", buyer=buyer, amount=order.price)
-            return order
     if order.status == OrderStatus.CANCELLED:
         return order
     state = order.effective_status

@@ -1,0 +1,205 @@
+"""The order hot path's statements, written out.
+
+Ordering a number and cancelling it are the requests bots send in bursts; built with the
+ORM, composing their queries cost more CPU than PostgreSQL spent running them
+(docs/PERFORMANCE.md). Each statement here is plain SQL that PostgreSQL and SQLite both
+run (SQLite without the row locks, which it does not need: it has one writer at a time),
+composed once from the models' table names. orders/services.py decides what the answers
+mean, and its tests are the tests of these statements.
+"""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from django.conf import settings
+from django.db import connection
+
+from billing.models import LedgerAccount
+from modems.models import Modem
+from orders.models import (
+    OPEN_STATUSES,
+    USED_STATUSES,
+    Application,
+    ApplicationPrice,
+    Order,
+    OrderStatus,
+)
+
+_ORDER = Order._meta.db_table
+_OPEN = "('{}', '{}')".format(*OPEN_STATUSES)
+_USED = "('{}', '{}')".format(*USED_STATUSES)  # also: the orders that received an SMS
+_PENDING = f"'{OrderStatus.PENDING}'"
+
+
+def _locking(clause: str) -> str:
+    return f" {clause}" if connection.features.has_select_for_update else ""
+
+
+def _db(moment: datetime) -> Any:
+    """A datetime as the database stores it (SQLite: naive UTC text)."""
+    return connection.ops.adapt_datetimefield_value(moment)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands datetimes back naive (they are stored in UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+class OrderContext(NamedTuple):
+    name: str
+    enabled: bool
+    price: int | None
+    balance: int
+    pending: int
+    recent_closed: int
+    recent_answered: int
+
+
+# The buyer's wallet, row-locked until the order is made (so one buyer's concurrent
+# orders queue here and each sees the others' holds and orders), with the application and
+# its price for the operator, the buyer's pending orders and, when SCAN_GUARD is on, how
+# many of their recent closed orders received an SMS.
+_CONTEXT = f"""
+SELECT a.name, a.enabled,
+       (SELECT p.price FROM {ApplicationPrice._meta.db_table} p
+        WHERE p.application_id = a.id AND p.operator = %(operator)s),
+       w.balance,
+       (SELECT COUNT(*) FROM {_ORDER} o
+        WHERE o.buyer_id = %(buyer)s AND o.status = {_PENDING} AND o.expires_at > %(now)s)
+       {{recent}}
+FROM {Application._meta.db_table} a, {LedgerAccount._meta.db_table} w
+WHERE a.id = %(application)s AND w.kind = '{LedgerAccount.Kind.WALLET}'
+  AND w.user_id = %(buyer)s"""
+_RECENT_ORDERS = (
+    f"SELECT status FROM {_ORDER} WHERE buyer_id = %(buyer)s AND created_at >= %(since)s "
+    f"AND status <> {_PENDING} ORDER BY id DESC LIMIT %(window)s"
+)
+_RECENT = (
+    f", (SELECT COUNT(*) FROM ({_RECENT_ORDERS}) r)"
+    f", (SELECT COUNT(*) FROM ({_RECENT_ORDERS}) r WHERE r.status IN {_USED})"
+)
+
+
+def order_context(
+    *, buyer_id: int, application_id: int, operator: str, now: datetime, since: datetime
+) -> OrderContext | None:
+    """What deciding an order needs, in one query that also locks the wallet. None when the
+    application or the buyer's wallet does not exist."""
+    guard = settings.SCAN_GUARD
+    sql = _CONTEXT.format(recent=_RECENT if guard else "") + _locking("FOR UPDATE OF w")
+    params = {
+        "buyer": buyer_id,
+        "application": application_id,
+        "operator": operator,
+        "now": _db(now),
+        "since": _db(since),
+        "window": settings.SCAN_GUARD_ORDERS,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return OrderContext(*row) if guard else OrderContext(*row, 0, 0)
+
+
+# The first free modem for the application and operator (API.md, "Stock rules"):
+# orderable, holding no open order for the application (by modem, and by number: a number
+# moved to another modem takes its open order with it), and whose number never served
+# the application. Modems other transactions hold are skipped, not waited for.
+_FREE_MODEM = f"""
+SELECT m.id, m.reseller_id, m.phone_number FROM {Modem._meta.db_table} m
+WHERE m.mapping = %(operator)s AND m.can_order = %(true)s AND m.disabled = %(false)s
+  AND m.phone_number IS NOT NULL AND m.last_heartbeat_at >= %(online_since)s
+  AND NOT EXISTS (SELECT 1 FROM {_ORDER} o WHERE o.modem_id = m.id
+                  AND o.application_id = %(application)s AND o.status IN {_OPEN})
+  AND NOT EXISTS (SELECT 1 FROM {_ORDER} o WHERE o.phone_number = m.phone_number
+                  AND o.application_id = %(application)s AND o.status IN {_OPEN})
+  AND NOT EXISTS (SELECT 1 FROM {_ORDER} u WHERE u.phone_number = m.phone_number
+                  AND u.application_id = %(application)s AND u.status IN {_USED})
+  {{tried}}
+ORDER BY m.id LIMIT 1"""
+
+
+def free_modem(
+    *, application_id: int, operator: str, online_since: datetime, tried: Sequence[int]
+) -> tuple[int, int, str] | None:
+    """(modem id, reseller id, phone number) of a free modem, row-locked; or None."""
+    not_tried = ""
+    if tried:
+        not_tried = "AND m.id NOT IN ({})".format(", ".join(str(int(pk)) for pk in tried))
+    sql = _FREE_MODEM.format(tried=not_tried) + _locking("FOR UPDATE SKIP LOCKED")
+    params = {
+        "operator": operator,
+        "true": True,
+        "false": False,
+        "online_since": _db(online_since),
+        "application": application_id,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+_ORDER_COLUMNS = (
+    "buyer_id",
+    "application_id",
+    "operator",
+    "modem_id",
+    "reseller_id",
+    "phone_number",
+    "price",
+    "custom_user_id",
+    "status",
+    "created_at",
+    "expires_at",
+)
+# No row back when the modem already holds an open order for the application (the
+# partial unique constraint): a transaction committed it after our snapshot.
+_INSERT_ORDER = (
+    f"INSERT INTO {_ORDER} ({', '.join(_ORDER_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(_ORDER_COLUMNS))}) ON CONFLICT DO NOTHING RETURNING id"
+)
+
+
+def insert_order(**values: Any) -> Order | None:
+    """The new pending order, or None if the modem's open order for the application
+    exists already."""
+    values["status"] = OrderStatus.PENDING
+    row = [values[column] for column in _ORDER_COLUMNS]
+    row[-2:] = [_db(values["created_at"]), _db(values["expires_at"])]
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_ORDER, row)
+        inserted = cursor.fetchone()
+    if inserted is None:
+        return None
+    order = Order(id=inserted[0], **values)
+    order._state.adding, order._state.db = False, connection.alias
+    return order
+
+
+# A cancel that won: the order was the buyer's, pending and not yet past its time.
+_CANCEL = (
+    f"UPDATE {_ORDER} SET status = %s, closed_at = %s "
+    f"WHERE id = %s AND buyer_id = %s AND status = {_PENDING} AND expires_at > %s "
+    "RETURNING " + ", ".join(f.column for f in Order._meta.concrete_fields)
+)
+
+
+def cancel_pending(*, order_id: int, buyer_id: int, now: datetime) -> Order | None:
+    """Mark the buyer's pending order cancelled and return it; None if it was not the
+    buyer's pending order (then nothing changed)."""
+    stamp = _db(now)
+    with connection.cursor() as cursor:
+        cursor.execute(_CANCEL, [OrderStatus.CANCELLED, stamp, order_id, buyer_id, stamp])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    fields = {}
+    for field, value in zip(Order._meta.concrete_fields, row, strict=True):
+        is_moment = value is not None and field.get_internal_type() == "DateTimeField"
+        fields[field.attname] = _aware(value) if is_moment else value
+    order = Order(**fields)
+    order._state.adding, order._state.db = False, connection.alias
+    return order
