@@ -136,7 +136,7 @@ def _setup(scenario: str, n: int, app: Any) -> Callable[[], Any]:
     app_row = Application.objects.create(name="Profile", code=f"profile-{stamp}")
     ApplicationPrice.objects.create(application=app_row, operator="normal", price=1000)
     now = timezone.now()
-    count = 1000 if scenario in ("heartbeat", "sync") else max(n + 50, 100)
+    count = 1000 if scenario in ("heartbeat", "sync") else 2 * n + 100
     modems = [
         Modem(
             reseller=reseller,
@@ -148,7 +148,8 @@ def _setup(scenario: str, n: int, app: Any) -> Callable[[], Any]:
         )
         for i in range(count)
     ]
-    Modem.objects.bulk_create(modems)
+    Modem.objects.update(last_heartbeat_at=None)  # earlier runs' modems: offline
+    Modem.objects.bulk_create(modems)  # the only online modems: orders land on them
     stored = [(m.uid, m.phone_number, m.provider, m.signal, m.mapping) for m in modems]
     order = {"application_id": app_row.pk, "operator": "normal"}
 

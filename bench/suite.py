@@ -152,11 +152,15 @@ class Suite:
                 )
                 used = usage(before, meter.snapshot())
                 m.others_cpu = used.others_share
-                m.cpu_ms = used.ours_seconds * 1000 / m.iterations if m.iterations else 0.0
+                each = 1000 / m.iterations if m.iterations else 0.0
+                m.cpu_ms = used.ours_seconds * each
+                split = ", ".join(
+                    f"{role} {seconds * each:.2f}" for role, seconds in sorted(used.by_role.items())
+                )
                 self.log(
                     f"  {scenario.title}: {m.rate:.1f}/s, p50 {m.percentile(50):.1f} ms, "
                     f"p99 {m.percentile(99):.1f} ms, {m.errors} errors, "
-                    f"{m.cpu_ms:.2f} CPU ms each, others' CPU {m.others_cpu:.0%}"
+                    f"{m.cpu_ms:.2f} CPU ms each ({split}), others' CPU {m.others_cpu:.0%}"
                 )
                 return m
 

@@ -86,10 +86,15 @@ USED_STATUSES = (OrderStatus.COMPLETED, OrderStatus.FINISHED)
 
 
 class Order(models.Model):
+    # No index of their own: orders_buyer_idx starts with the buyer, and an application's
+    # orders are only ever looked up with the number or the modem (indexes below). Every
+    # index is one more entry to write on each order insert and status change.
     buyer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders", db_index=False
     )
-    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="orders")
+    application = models.ForeignKey(
+        Application, on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
     operator = models.CharField(max_length=8, choices=Operator.choices)
     modem = models.ForeignKey(Modem, on_delete=models.PROTECT, related_name="orders")
     reseller = models.ForeignKey(
@@ -112,8 +117,10 @@ class Order(models.Model):
     class Meta:
         constraints = [
             # One modem never holds two open orders for one application, whatever the race.
+            # Application first: picking a free modem looks up one application's open
+            # orders, modem by modem.
             models.UniqueConstraint(
-                fields=["modem", "application"],
+                fields=["application", "modem"],
                 condition=models.Q(status__in=["pending", "completed"]),
                 name="orders_one_open_order_per_modem_app",
             ),
@@ -135,11 +142,6 @@ class Order(models.Model):
                 fields=["phone_number", "application"],
                 condition=models.Q(status__in=["completed", "finished"]),
                 name="orders_used_number_idx",
-            ),
-            models.Index(
-                fields=["modem", "status"],
-                condition=models.Q(status__in=["pending", "completed"]),
-                name="orders_open_by_modem_idx",
             ),
             models.Index(
                 fields=["phone_number"],

@@ -140,6 +140,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # Parameters bound by the server, so that psycopg prepares a statement a connection has
+    # run five times and PostgreSQL stops planning it again: planning the order path's
+    # queries cost more than running them (docs/PERFORMANCE.md). Behind a pooler in
+    # transaction mode (PgBouncer < 1.21), set DATABASE_SERVER_SIDE_BINDING=false.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "server_side_binding", _read("DATABASE_SERVER_SIDE_BINDING", bool, True)
+    )
 
 # --- Cache and job queue -----------------------------------------------------------------
 REDIS_URL = _read("REDIS_URL", str, "")
