@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--fresh", action="store_true", help="drop and recreate the database")
+    parser.add_argument("--callees", help="also print what this function calls (a name)")
     args = parser.parse_args()
 
     db = Database(args.db_name)
@@ -107,7 +108,10 @@ def main() -> None:
     for statement in statements:
         print("  ", statement[:200])
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(args.top)
+    stats = pstats.Stats(profiler, stream=out).sort_stats(args.sort)
+    stats.print_stats(args.top)
+    if args.callees:
+        stats.print_callees(args.callees)
     print(out.getvalue())
 
 
@@ -173,16 +177,20 @@ def _setup(scenario: str, n: int, app: Any) -> Callable[[], Any]:
     if scenario == "sync":
         body = sync_body(stored)
         return lambda: _call(app, "POST", "/api/modem/sync", agent, body)
-    # sms: each iteration orders a number, then its SMS arrives (the order is not counted
-    # apart: profile order_cycle for that).
+    # sms: every modem gets a pending order first; each iteration completes one of them.
+    by_phone = {m[1]: m for m in stored}
+    pending = iter(
+        [
+            by_phone[_call(app, "POST", "/api/v1/orders", api, order)["phone_number"]]
+            for _ in range(2 * n + 40)
+        ]
+    )
     codes = iter(range(100000, 999999))
 
     def sms() -> None:
-        created = _call(app, "POST", "/api/v1/orders", api, order)
-        modem = next(m for m in stored if m[1] == created["phone_number"])
-        answer = _call(
-            app, "POST", "/api/modem/inbound-sms", agent, sms_body(modem[0], modem[1], next(codes))
-        )
+        uid, phone = next(pending)[:2]
+        body = sms_body(uid, phone, next(codes))
+        answer = _call(app, "POST", "/api/modem/inbound-sms", agent, body)
         assert answer["matched"], answer
 
     return sms

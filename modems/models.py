@@ -83,7 +83,10 @@ class Modem(models.Model):
 class InboundSms(models.Model):
     """Every SMS an agent reports, matched or not (the match lives with the order)."""
 
-    modem = models.ForeignKey(Modem, on_delete=models.PROTECT, related_name="messages")
+    # No index of its own: modems_sms_modem_idx starts with the modem.
+    modem = models.ForeignKey(
+        Modem, on_delete=models.PROTECT, related_name="messages", db_index=False
+    )
     reseller = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="inbound_sms"
     )

@@ -16,16 +16,15 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from accounts.models import User
 from billing import services as billing
-from modems.models import InboundSms, Modem
+from modems.models import InboundSms
 from orders import statements
 from orders.callbacks import callback_enqueue
 from orders.models import (
-    OPEN_STATUSES,
     Application,
     ApplicationPrice,
     IdempotencyKey,
@@ -323,8 +322,8 @@ class SmsResult:
 NO_MATCH = SmsResult(matched=False, order_id=None, otp=None)
 
 
-def _result_of(sms: InboundSms) -> SmsResult:
-    match = OrderMessage.objects.filter(sms=sms).first()
+def _result_of(sms_id: int) -> SmsResult:
+    match = OrderMessage.objects.filter(sms_id=sms_id).first()
     if match is None:
         return NO_MATCH
     return SmsResult(matched=True, order_id=match.order_id, otp=match.otp_code)
@@ -375,48 +374,47 @@ def sms_receive(
     received_at = min(received_at or now, now)
     with transaction.atomic():
         # The modem lock serialises one modem's SMS, so duplicate detection is exact.
-        modem = Modem.objects.select_for_update().filter(reseller=reseller, uid=uid).first()
+        modem = statements.lock_modem(reseller_id=reseller.pk, uid=uid)
         if modem is None:
             raise errors.NotFound(f"There is no modem {uid}; sync it first.")
-        duplicate = _duplicate_of(modem, sender, text, message_id, now)
+        modem_id, line_number = modem
+        duplicate = statements.duplicate_sms(
+            modem_id=modem_id,
+            reseller_id=reseller.pk,
+            sender=sender,
+            text=text,
+            message_id=message_id,
+            since=now - DUPLICATE_SMS_WINDOW,
+        )
         if duplicate is not None:
             return _result_of(duplicate)
-        # The number is what was sold: its open orders follow it from modem to modem. A
-        # modem whose number is unknown can only match the orders it holds itself.
-        on_this_line = Q(phone_number=modem.phone_number) if modem.phone_number else Q(modem=modem)
-        candidates = Order.objects.filter(
-            on_this_line, status__in=OPEN_STATUSES, expires_at__gt=now, created_at__lte=received_at
-        ).select_related("application", "buyer")
+        candidates = statements.open_orders_on_line(
+            modem_id=modem_id, phone_number=line_number, now=now, received_at=received_at
+        )
         # Each candidate with the code found for it, best first. The SMS row is stored with
         # the first one's code, which is the code of the match unless that order closes
         # under us (then the next candidate's code is written instead).
         coded = [
             (order, extract_otp(text, sender, pattern=order.application.otp_pattern or None))
-            for order in _ranked_candidates(list(candidates), sender, text)
+            for order in _ranked_candidates(candidates, sender, text)
         ]
         coded = [(order, otp) for order, otp in coded if otp is not None]
         expected_otp = coded[0][1] if coded else extract_otp(text, sender)
-        sms_fields = {
-            "modem": modem,
-            "reseller": reseller,
-            "phone_number": phone_number,
-            "sender": sender,
-            "text": text,
-            "message_id": message_id,
-            "received_at": received_at,
-            "created_at": now,
-            "otp_code": expected_otp,
-        }
-        if message_id is None:
-            sms = InboundSms.objects.create(**sms_fields)
-        else:
-            try:
-                with transaction.atomic():
-                    sms = InboundSms.objects.create(**sms_fields)
-            except IntegrityError:
-                # The same message_id arrived at the same moment through another modem.
-                first = InboundSms.objects.get(reseller=reseller, message_id=message_id)
-                return _result_of(first)
+        sms = statements.insert_sms(
+            modem_id=modem_id,
+            reseller_id=reseller.pk,
+            phone_number=phone_number,
+            sender=sender,
+            text=text,
+            message_id=message_id,
+            received_at=received_at,
+            created_at=now,
+            otp_code=expected_otp,
+        )
+        if sms is None:
+            # The same message_id arrived at the same moment through another modem.
+            first = InboundSms.objects.get(reseller=reseller, message_id=message_id)
+            return _result_of(first.pk)
 
         for order, otp in coded:
             if _attach(order=order, sms=sms, otp=otp, now=now):
@@ -426,24 +424,15 @@ def sms_receive(
     return NO_MATCH
 
 
-def _duplicate_of(
-    modem: Modem, sender: str, text: str, message_id: str | None, now: datetime
-) -> InboundSms | None:
-    same = Q(modem=modem, sender=sender, text=text, created_at__gte=now - DUPLICATE_SMS_WINDOW)
-    if message_id:
-        same |= Q(reseller_id=modem.reseller_id, message_id=message_id)
-    return InboundSms.objects.filter(same).order_by("id").first()
-
-
 def _attach(*, order: Order, sms: InboundSms, otp: str, now: datetime) -> bool:
     """Record the SMS on the order; the first one completes it and pays the reseller.
     False if the order closed meanwhile (a cancel or the clock won)."""
     update = {"otp_code": otp, "sms_text": sms.text}
     if order.status == OrderStatus.PENDING:
         share = billing.reseller_share(order.price)
-        won = Order.objects.filter(
-            pk=order.pk, status=OrderStatus.PENDING, expires_at__gt=now
-        ).update(status=OrderStatus.COMPLETED, completed_at=now, reseller_share=share, **update)
+        won = statements.complete_pending(
+            order_id=order.pk, share=share, otp=otp, text=sms.text, now=now
+        )
         if won:
             billing.capture(
                 reference=f"order:{order.pk}:capture",

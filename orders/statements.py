@@ -14,9 +14,11 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Model
 
+from accounts.models import User
 from billing.models import LedgerAccount
-from modems.models import Modem
+from modems.models import InboundSms, Modem
 from orders.models import (
     OPEN_STATUSES,
     USED_STATUSES,
@@ -194,12 +196,141 @@ def cancel_pending(*, order_id: int, buyer_id: int, now: datetime) -> Order | No
     with connection.cursor() as cursor:
         cursor.execute(_CANCEL, [OrderStatus.CANCELLED, stamp, order_id, buyer_id, stamp])
         row = cursor.fetchone()
-    if row is None:
+    return None if row is None else _loaded(Order, _ORDER_FIELDS, row)
+
+
+_ORDER_FIELDS = [f.attname for f in Order._meta.concrete_fields]
+
+
+def _loaded(model: type[Model], names: Sequence[str], values: Sequence[Any]) -> Any:
+    """A model instance from a raw row, as the ORM would load it (fields not named are
+    deferred: read from the database if ever used)."""
+    values = [_aware(v) if isinstance(v, datetime) else v for v in values]
+    return model.from_db(connection.alias, list(names), values)
+
+
+# --- inbound SMS ---------------------------------------------------------------------------
+
+_SMS = InboundSms._meta.db_table
+_LOCK_MODEM = (
+    f"SELECT id, phone_number FROM {Modem._meta.db_table} WHERE reseller_id = %s AND uid = %s"
+)
+
+
+def lock_modem(*, reseller_id: int, uid: str) -> tuple[int, str | None] | None:
+    """(id, phone number) of the reseller's modem, row-locked: one modem's SMS queue here."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_MODEM + _locking("FOR UPDATE"), [reseller_id, uid])
+        return cursor.fetchone()
+
+
+_DUPLICATE = (
+    f"SELECT id FROM {_SMS} WHERE (modem_id = %s AND sender = %s AND text = %s "
+    "AND created_at >= %s){by_message_id} ORDER BY id LIMIT 1"
+)
+
+
+def duplicate_sms(
+    *,
+    modem_id: int,
+    reseller_id: int,
+    sender: str,
+    text: str,
+    message_id: str | None,
+    since: datetime,
+) -> int | None:
+    """The id of the SMS this one repeats: the same text from the same sender on the modem
+    since `since`, or the same message_id from the reseller."""
+    params: list[Any] = [modem_id, sender, text, _db(since)]
+    by_message_id = ""
+    if message_id:
+        by_message_id = " OR (reseller_id = %s AND message_id = %s)"
+        params += [reseller_id, message_id]
+    with connection.cursor() as cursor:
+        cursor.execute(_DUPLICATE.format(by_message_id=by_message_id), params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+_APPLICATION_FIELDS = ["id", "sender_patterns", "otp_pattern"]
+_BUYER_FIELDS = ["id", "callback_enabled", "callback_url"]
+_OPEN_ON_LINE = (
+    "SELECT "
+    + ", ".join(
+        [f"o.{name}" for name in _ORDER_FIELDS]
+        + [f"a.{name}" for name in _APPLICATION_FIELDS]
+        + [f"b.{name}" for name in _BUYER_FIELDS]
+    )
+    + f"""
+FROM {_ORDER} o
+JOIN {Application._meta.db_table} a ON a.id = o.application_id
+JOIN {User._meta.db_table} b ON b.id = o.buyer_id
+WHERE o.{{line}} = %s AND o.status IN {_OPEN} AND o.expires_at > %s AND o.created_at <= %s"""
+)
+
+
+def open_orders_on_line(
+    *, modem_id: int, phone_number: str | None, now: datetime, received_at: datetime
+) -> list[Order]:
+    """The open orders an SMS on this line may be for, with their application's patterns
+    and their buyer's callback settings. The line is the number (its open orders follow
+    it from modem to modem); a modem whose number is unknown only has its own orders."""
+    line, value = ("phone_number", phone_number) if phone_number else ("modem_id", modem_id)
+    with connection.cursor() as cursor:
+        cursor.execute(_OPEN_ON_LINE.format(line=line), [value, _db(now), _db(received_at)])
+        rows = cursor.fetchall()
+    orders = []
+    ends = (len(_ORDER_FIELDS), len(_ORDER_FIELDS) + len(_APPLICATION_FIELDS))
+    for row in rows:
+        order = _loaded(Order, _ORDER_FIELDS, row[: ends[0]])
+        order.application = _loaded(Application, _APPLICATION_FIELDS, row[ends[0] : ends[1]])
+        order.buyer = _loaded(User, _BUYER_FIELDS, row[ends[1] :])
+        orders.append(order)
+    return orders
+
+
+_SMS_COLUMNS = (
+    "modem_id",
+    "reseller_id",
+    "phone_number",
+    "sender",
+    "text",
+    "message_id",
+    "received_at",
+    "created_at",
+    "otp_code",
+)
+_INSERT_SMS = (
+    f"INSERT INTO {_SMS} ({', '.join(_SMS_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(_SMS_COLUMNS))}) ON CONFLICT DO NOTHING RETURNING id"
+)
+
+
+def insert_sms(**values: Any) -> InboundSms | None:
+    """The stored SMS; None if the reseller's message_id is taken already."""
+    row = [values[column] for column in _SMS_COLUMNS]
+    row[6:8] = [_db(values["received_at"]), _db(values["created_at"])]
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_SMS, row)
+        inserted = cursor.fetchone()
+    if inserted is None:
         return None
-    fields = {}
-    for field, value in zip(Order._meta.concrete_fields, row, strict=True):
-        is_moment = value is not None and field.get_internal_type() == "DateTimeField"
-        fields[field.attname] = _aware(value) if is_moment else value
-    order = Order(**fields)
-    order._state.adding, order._state.db = False, connection.alias
-    return order
+    return _loaded(
+        InboundSms, ["id", *_SMS_COLUMNS], [inserted[0], *(values[c] for c in _SMS_COLUMNS)]
+    )
+
+
+_COMPLETE = (
+    f"UPDATE {_ORDER} SET status = '{OrderStatus.COMPLETED}', completed_at = %s, "
+    "reseller_share = %s, otp_code = %s, sms_text = %s "
+    f"WHERE id = %s AND status = {_PENDING} AND expires_at > %s"
+)
+
+
+def complete_pending(*, order_id: int, share: int, otp: str, text: str, now: datetime) -> bool:
+    """Complete the pending order with its first code; False if it is no longer pending
+    or its time is up."""
+    stamp = _db(now)
+    with connection.cursor() as cursor:
+        cursor.execute(_COMPLETE, [stamp, share, otp, text, order_id, stamp])
+        return cursor.rowcount == 1
