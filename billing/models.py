@@ -68,8 +68,9 @@ class LedgerTransaction(models.Model):
 
 
 class LedgerEntry(models.Model):
+    # No index of its own: billing_one_entry_per_account starts with the transaction.
     transaction = models.ForeignKey(
-        LedgerTransaction, on_delete=models.PROTECT, related_name="entries"
+        LedgerTransaction, on_delete=models.PROTECT, related_name="entries", db_index=False
     )
     account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="entries")
     amount = models.BigIntegerField(help_text="Positive credits the account, negative debits it.")

@@ -189,38 +189,27 @@ def _order_on_free_modem(
     custom_user_id: str | None,
     now: datetime,
 ) -> Order:
-    """Lock a free modem (skipping those other transactions hold) and insert the order.
+    """Insert the order on a free modem, skipping modems other transactions hold.
 
-    The partial unique constraint on open (modem, application) orders catches what the
+    The partial unique constraint on open (application, modem) orders catches what the
     skip-locked read cannot see: under READ COMMITTED, a modem whose order another
-    transaction has just committed. Then the next modem is tried."""
-    tried: list[int] = []
+    transaction has just committed. Then the pick runs again, and sees that order."""
     online_since = now - timedelta(seconds=settings.MODEM_ONLINE_SECONDS)
     for _ in range(MODEM_ATTEMPTS):
-        modem = statements.free_modem(
-            application_id=application_id,
-            operator=operator,
-            online_since=online_since,
-            tried=tried,
-        )
-        if modem is None:
-            break
-        modem_id, reseller_id, phone_number = modem
-        order = statements.insert_order(
+        placed = statements.order_on_free_modem(
             buyer_id=buyer.pk,
             application_id=application_id,
             operator=operator,
-            modem_id=modem_id,
-            reseller_id=reseller_id,
-            phone_number=phone_number,
             price=price,
             custom_user_id=custom_user_id,
-            created_at=now,
+            now=now,
             expires_at=now + timedelta(seconds=settings.ORDER_TTL_SECONDS),
+            online_since=online_since,
         )
-        if order is not None:
-            return order
-        tried.append(modem_id)
+        if placed is None:
+            break
+        if placed.order is not None:
+            return placed.order
     raise errors.OutOfStock(
         f"No {operator} number is available for {name} right now; try again shortly "
         "or another operator."
