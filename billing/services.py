@@ -112,10 +112,7 @@ def transfer(*, reference: str, kind: str, legs: Sequence[Leg], memo: str = "") 
     reused reference and InsufficientBalance when a debit would take a wallet or escrow
     below zero. Either way the caller's transaction must roll back (it does, when the
     exception leaves its `atomic` block)."""
-    if len(legs) < 2 or sum(leg.amount for leg in legs) != 0:
-        raise ValueError(f"Ledger legs of {reference} must be two or more and sum to zero.")
-    if any(leg.amount == 0 for leg in legs):
-        raise ValueError(f"Ledger legs of {reference} must not be zero.")
+    _check_legs(reference, legs)
     legs = sorted(legs, key=lambda leg: leg.lock_order)
     if connection.vendor == "postgresql":
         return _transfer_in_one_statement(reference, kind, memo, legs)
@@ -139,70 +136,120 @@ def transfer(*, reference: str, kind: str, legs: Sequence[Leg], memo: str = "") 
     return tx_id
 
 
+def _check_legs(reference: str, legs: Sequence[Leg]) -> None:
+    if len(legs) < 2 or sum(leg.amount for leg in legs) != 0:
+        raise ValueError(f"Ledger legs of {reference} must be two or more and sum to zero.")
+    if any(leg.amount == 0 for leg in legs):
+        raise ValueError(f"Ledger legs of {reference} must not be zero.")
+
+
 def _debit_checked(leg: Leg) -> bool:
     """A debit the account must cover: every account but the external source."""
     return leg.amount < 0 and leg.kind != Kind.EXTERNAL
 
 
-def _transfer_in_one_statement(reference: str, kind: str, memo: str, legs: list[Leg]) -> int:
-    """`transfer` on PostgreSQL in one statement, whose data-modifying CTEs do in order
-    what `transfer` does on SQLite in four or more round trips.
+@dataclass(frozen=True)
+class Movement:
+    """A ledger movement as data-modifying CTEs, for a PostgreSQL statement to run; see
+    `movement_ctes`. After the statement, `booked` checks the outcome."""
+
+    ctes: str  # "tx AS (...), leg0 AS (...), ..., entries AS (...)"
+    params: dict[str, object]
+    reference: str
+    legs: list[Leg]
+    # What the statement selects so that `booked` can judge it: the transaction's id and
+    # the number of entries written.
+    outcome = "(SELECT id FROM tx), (SELECT count(*) FROM entries)"
+
+    def booked(self, tx_id: int | None, entries: int) -> int:
+        """The transaction's id; AlreadyBooked or InsufficientBalance if it did not happen
+        (the caller's transaction must then roll back, as leaving `atomic` does)."""
+        if tx_id is None:
+            raise AlreadyBooked(self.reference)
+        if entries != len(self.legs):
+            short = next((-leg.amount for leg in self.legs if _debit_checked(leg)), 0)
+            raise errors.InsufficientBalance(f"The balance is below {short}.")
+        return tx_id
+
+
+def movement_ctes(
+    *,
+    kind: str,
+    legs: Sequence[Leg],
+    reference: str,
+    reference_sql: str = "%(mv_reference)s",
+    gate: str | None = None,
+    scale_sql: str | None = None,
+    memo: str = "",
+) -> Movement:
+    """`transfer` on PostgreSQL as CTEs of one statement, doing in order what `transfer`
+    does on SQLite in four or more round trips.
 
     The transaction row comes first; each leg runs only once the one before it has
     (`EXISTS` on it is a one-time filter, evaluated before the leg touches a row), so the
     accounts are locked in the legs' lock order, and a taken reference or a refused debit
     stops the legs after it. A credit creates an account that does not exist yet
     (`ON CONFLICT ... DO UPDATE`); a debit is an UPDATE that matches no row when it would
-    overdraw. The caller's transaction rolls back on either error."""
+    overdraw.
+
+    A statement that first writes something else names it: `gate`, a CTE without whose
+    row nothing is booked; `reference_sql`, an SQL expression for the reference (it may
+    read the gate); `scale_sql`, an expression every leg's amount is multiplied by (legs
+    of +1 and -1 move an amount only the gate knows). `reference` is what the expression
+    gives, for the error message."""
+    _check_legs(reference, legs)
+    legs = sorted(legs, key=lambda leg: leg.lock_order)
     accounts, entries = _TABLE, LedgerEntry._meta.db_table
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    params: dict[str, object] = {
+        "mv_reference": reference,
+        "mv_kind": kind,
+        "mv_memo": memo,
+        "mv_now": connection.ops.adapt_datetimefield_value(timezone.now()),
+    }
+    scale = f" * {scale_sql}" if scale_sql else ""
+    gated = f" WHERE EXISTS (SELECT FROM {gate})" if gate else ""
     ctes = [
         f"tx AS (INSERT INTO {LedgerTransaction._meta.db_table} (reference, kind, memo, "
-        "created_at) VALUES (%s, %s, %s, %s) ON CONFLICT (reference) DO NOTHING RETURNING id)"
+        f"created_at) SELECT {reference_sql}, %(mv_kind)s, %(mv_memo)s, %(mv_now)s{gated} "
+        "ON CONFLICT (reference) DO NOTHING RETURNING id)"
     ]
-    params: list[object] = [reference, kind, memo, now]
     previous = "tx"
     for index, leg in enumerate(legs):
-        name = f"leg{index}"
+        name, p = f"leg{index}", f"mv_leg{index}_"
+        params |= {p + "kind": leg.kind, p + "user": leg.user_id, p + "amount": leg.amount}
+        amount = f"(%({p}amount)s::bigint{scale})"
         if _debit_checked(leg):
-            owner = "user_id IS NULL" if leg.user_id is None else "user_id = %s"
+            owner = "user_id IS NULL" if leg.user_id is None else f"user_id = %({p}user)s"
             ctes.append(
-                f"{name} AS (UPDATE {accounts} SET balance = balance + %s WHERE kind = %s AND "
-                f"{owner} AND balance >= %s AND EXISTS (SELECT FROM {previous}) "
-                "RETURNING id, %s::bigint AS amount)"
+                f"{name} AS (UPDATE {accounts} SET balance = balance + {amount} "
+                f"WHERE kind = %({p}kind)s AND {owner} AND balance >= -{amount} "
+                f"AND EXISTS (SELECT FROM {previous}) RETURNING id, {amount} AS amount)"
             )
-            params += [leg.amount, leg.kind]
-            params += [] if leg.user_id is None else [leg.user_id]
-            params += [-leg.amount, leg.amount]
         else:
             # A wallet is unique by user, a platform account by kind.
             arbiter = "(user_id)" if leg.user_id is not None else "(kind) WHERE kind <> 'wallet'"
             ctes.append(
                 f"{name} AS (INSERT INTO {accounts} (kind, user_id, balance, created_at) "
-                f"SELECT %s, %s, %s, %s WHERE EXISTS (SELECT FROM {previous}) "
+                f"SELECT %({p}kind)s, %({p}user)s::bigint, {amount}, %(mv_now)s "
+                f"WHERE EXISTS (SELECT FROM {previous}) "
                 f"ON CONFLICT {arbiter} DO UPDATE SET balance = {accounts}.balance + "
-                "EXCLUDED.balance RETURNING id, %s::bigint AS amount)"
+                f"EXCLUDED.balance RETURNING id, {amount} AS amount)"
             )
-            params += [leg.kind, leg.user_id, leg.amount, now, leg.amount]
         previous = name
     moved = " UNION ALL ".join(f"SELECT id, amount FROM leg{i}" for i in range(len(legs)))
     ctes.append(
         f"entries AS (INSERT INTO {entries} (transaction_id, account_id, amount, created_at) "
-        f"SELECT tx.id, moved.id, moved.amount, %s FROM tx, ({moved}) AS moved RETURNING 1)"
+        f"SELECT tx.id, moved.id, moved.amount, %(mv_now)s FROM tx, ({moved}) AS moved "
+        "RETURNING 1)"
     )
-    params.append(now)
-    sql = (
-        "WITH " + ",\n".join(ctes) + "\nSELECT (SELECT id FROM tx), (SELECT count(*) FROM entries)"
-    )
+    return Movement(",\n".join(ctes), params, reference, legs)
+
+
+def _transfer_in_one_statement(reference: str, kind: str, memo: str, legs: list[Leg]) -> int:
+    movement = movement_ctes(kind=kind, legs=legs, reference=reference, memo=memo)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        tx_id, booked = cursor.fetchone()
-    if tx_id is None:
-        raise AlreadyBooked(reference)
-    if booked != len(legs):
-        short = next((-leg.amount for leg in legs if _debit_checked(leg)), 0)
-        raise errors.InsufficientBalance(f"The balance is below {short}.")
-    return tx_id
+        cursor.execute(f"WITH {movement.ctes}\nSELECT {movement.outcome}", movement.params)
+        return movement.booked(*cursor.fetchone())
 
 
 def topup(*, user: User, amount: int, note: str = "", reference: str | None = None) -> int:
@@ -219,13 +266,17 @@ def topup(*, user: User, amount: int, note: str = "", reference: str | None = No
     return wallet_balance(user)
 
 
+def hold_legs(buyer: User | int, amount: int) -> list[Leg]:
+    return [Leg.wallet(buyer, -amount), Leg(Kind.ESCROW, amount)]
+
+
+def release_legs(buyer: User | int, amount: int) -> list[Leg]:
+    return [Leg(Kind.ESCROW, -amount), Leg.wallet(buyer, amount)]
+
+
 def hold(*, reference: str, buyer: User | int, amount: int) -> None:
     """Buyer to escrow: the price of a new order."""
-    transfer(
-        reference=reference,
-        kind=TxKind.HOLD,
-        legs=[Leg.wallet(buyer, -amount), Leg(Kind.ESCROW, amount)],
-    )
+    transfer(reference=reference, kind=TxKind.HOLD, legs=hold_legs(buyer, amount))
 
 
 def reseller_share(amount: int) -> int:
@@ -248,11 +299,7 @@ def capture(*, reference: str, reseller: User | int, amount: int) -> int:
 
 def release(*, reference: str, buyer: User | int, amount: int) -> None:
     """Escrow back to the buyer: a cancelled or expired order."""
-    transfer(
-        reference=reference,
-        kind=TxKind.RELEASE,
-        legs=[Leg(Kind.ESCROW, -amount), Leg.wallet(buyer, amount)],
-    )
+    transfer(reference=reference, kind=TxKind.RELEASE, legs=release_legs(buyer, amount))
 
 
 def ledger_differences() -> list[str]:

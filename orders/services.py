@@ -142,7 +142,6 @@ def order_create(
             custom_user_id=custom_user_id,
             now=now,
         )
-        billing.hold(reference=f"order:{order.pk}:hold", buyer=buyer, amount=context.price)
         body = order_data(order, messages=[])
         if idempotency_key:
             IdempotencyKey.objects.filter(buyer=buyer, key=idempotency_key).update(response=body)
@@ -189,7 +188,8 @@ def _order_on_free_modem(
     custom_user_id: str | None,
     now: datetime,
 ) -> Order:
-    """Insert the order on a free modem, skipping modems other transactions hold.
+    """Insert the order on a free modem, skipping modems other transactions hold, and
+    hold its price in escrow.
 
     The partial unique constraint on open (application, modem) orders catches what the
     skip-locked read cannot see: under READ COMMITTED, a modem whose order another
@@ -209,6 +209,8 @@ def _order_on_free_modem(
         if placed is None:
             break
         if placed.order is not None:
+            if not placed.held:
+                billing.hold(reference=f"order:{placed.order.pk}:hold", buyer=buyer, amount=price)
             return placed.order
     raise errors.OutOfStock(
         f"No {operator} number is available for {name} right now; try again shortly "
@@ -229,10 +231,13 @@ def order_cancel(*, buyer: User, order_id: int) -> Order:
     with transaction.atomic():
         cancelled = statements.cancel_pending(order_id=order_id, buyer_id=buyer.pk, now=now)
         if cancelled is not None:
-            billing.release(
-                reference=f"order:{order_id}:release", buyer=buyer, amount=cancelled.price
-            )
-            return cancelled
+            if not cancelled.released:
+                billing.release(
+                    reference=f"order:{order_id}:release",
+                    buyer=buyer,
+                    amount=cancelled.order.price,
+                )
+            return cancelled.order
         order = _own_order(buyer, order_id)
     if order.status == OrderStatus.CANCELLED:
         return order

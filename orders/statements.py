@@ -17,7 +17,8 @@ from django.db import connection
 from django.db.models import Model
 
 from accounts.models import User
-from billing.models import LedgerAccount
+from billing import services as billing
+from billing.models import LedgerAccount, LedgerTransaction
 from modems.models import InboundSms, Modem
 from orders.models import (
     OPEN_STATUSES,
@@ -155,6 +156,15 @@ _ANY_FREE_MODEM = f"SELECT 1 {_FREE_MODEMS} LIMIT 1"
 
 class Placed(NamedTuple):
     order: Order | None  # None: the modem picked was taken meanwhile; try again
+    held: bool = False  # the price is in escrow already (PostgreSQL: the same statement)
+
+
+_POSTGRES = connection.vendor == "postgresql"
+
+
+def _order_reference(cte: str, step: str) -> str:
+    """The SQL for `order:<id>:<step>`, the order's id read from a CTE."""
+    return f"'order:' || (SELECT id FROM {cte}) || ':{step}'"
 
 
 def order_on_free_modem(
@@ -168,9 +178,10 @@ def order_on_free_modem(
     expires_at: datetime,
     online_since: datetime,
 ) -> Placed | None:
-    """Insert a pending order on a free modem, row-locked. None: no modem is free."""
+    """Insert a pending order on a free modem, row-locked; on PostgreSQL the same
+    statement also holds the price (`billing.hold`). None: no modem is free."""
     sql = _ORDER_ON_FREE_MODEM.format(locking=_locking("FOR UPDATE OF m SKIP LOCKED"))
-    params = {
+    params: dict[str, Any] = {
         "buyer": buyer_id,
         "application": application_id,
         "operator": operator,
@@ -182,11 +193,28 @@ def order_on_free_modem(
         "true": True,
         "false": False,
     }
+    movement = None
+    if _POSTGRES:
+        movement = billing.movement_ctes(
+            kind=LedgerTransaction.Kind.HOLD,
+            legs=billing.hold_legs(buyer_id, price),
+            reference="order:<new>:hold",
+            reference_sql=_order_reference("placed", "hold"),
+            gate="placed",
+        )
+        sql = (
+            f"WITH placed AS ({sql}),\n{movement.ctes}\n"
+            f"SELECT placed.*, {movement.outcome} FROM (SELECT 1) AS one "
+            "LEFT JOIN placed ON true"
+        )
+        params |= movement.params
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    if row is not None:
-        order_id, modem_id, reseller_id, phone_number = row
+    if row is not None and row[0] is not None:
+        order_id, modem_id, reseller_id, phone_number = row[:4]
+        if movement is not None:
+            movement.booked(*row[4:])
         values = {
             "id": order_id,
             "buyer_id": buyer_id,
@@ -204,7 +232,7 @@ def order_on_free_modem(
         # As Order.objects.create() leaves it: the columns not set hold their defaults.
         order = Order(**values)
         order._state.adding, order._state.db = False, connection.alias
-        return Placed(order)
+        return Placed(order, held=movement is not None)
     # Nothing inserted: out of stock, or the pick lost a race (rare). Which?
     with connection.cursor() as cursor:
         cursor.execute(_ANY_FREE_MODEM, params)
@@ -213,20 +241,48 @@ def order_on_free_modem(
 
 # A cancel that won: the order was the buyer's, pending and not yet past its time.
 _CANCEL = (
-    f"UPDATE {_ORDER} SET status = %s, closed_at = %s "
-    f"WHERE id = %s AND buyer_id = %s AND status = {_PENDING} AND expires_at > %s "
-    "RETURNING " + ", ".join(f.column for f in Order._meta.concrete_fields)
+    f"UPDATE {_ORDER} SET status = '{OrderStatus.CANCELLED}', closed_at = %(now)s "
+    f"WHERE id = %(order)s AND buyer_id = %(buyer)s AND status = {_PENDING} "
+    "AND expires_at > %(now)s RETURNING " + ", ".join(f.column for f in Order._meta.concrete_fields)
 )
 
 
-def cancel_pending(*, order_id: int, buyer_id: int, now: datetime) -> Order | None:
-    """Mark the buyer's pending order cancelled and return it; None if it was not the
-    buyer's pending order (then nothing changed)."""
-    stamp = _db(now)
+class Cancelled(NamedTuple):
+    order: Order
+    released: bool  # the price is back in the wallet already (PostgreSQL: same statement)
+
+
+def cancel_pending(*, order_id: int, buyer_id: int, now: datetime) -> Cancelled | None:
+    """Mark the buyer's pending order cancelled and, on PostgreSQL in the same statement,
+    release its price (`billing.release`). None if it was not the buyer's pending order
+    (then nothing changed)."""
+    sql, params = _CANCEL, {"now": _db(now), "order": order_id, "buyer": buyer_id}
+    movement = None
+    if _POSTGRES:
+        # Legs of 1 rupiah scaled by the price only the UPDATE reads.
+        movement = billing.movement_ctes(
+            kind=LedgerTransaction.Kind.RELEASE,
+            legs=billing.release_legs(buyer_id, 1),
+            reference=f"order:{order_id}:release",
+            reference_sql=_order_reference("cancelled", "release"),
+            gate="cancelled",
+            scale_sql="(SELECT price FROM cancelled)",
+        )
+        sql = (
+            f"WITH cancelled AS ({sql}),\n{movement.ctes}\n"
+            f"SELECT cancelled.*, {movement.outcome} FROM (SELECT 1) AS one "
+            "LEFT JOIN cancelled ON true"
+        )
+        params |= movement.params
     with connection.cursor() as cursor:
-        cursor.execute(_CANCEL, [OrderStatus.CANCELLED, stamp, order_id, buyer_id, stamp])
+        cursor.execute(sql, params)
         row = cursor.fetchone()
-    return None if row is None else _loaded(Order, _ORDER_FIELDS, row)
+    if row is None or row[0] is None:
+        return None
+    width = len(_ORDER_FIELDS)
+    if movement is not None:
+        movement.booked(*row[width:])
+    return Cancelled(_loaded(Order, _ORDER_FIELDS, row[:width]), released=movement is not None)
 
 
 _ORDER_FIELDS = [f.attname for f in Order._meta.concrete_fields]
