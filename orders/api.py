@@ -92,6 +92,25 @@ class OrderCreateSerializer(serializers.Serializer):
     )
 
 
+_OPERATORS = frozenset(Operator.values)
+
+
+def _order_request(data: Any) -> dict[str, Any]:
+    """OrderCreateSerializer's validated data. The body bots send by the thousand, an
+    application id and perhaps an operator, is checked here without building the
+    serializer; anything else goes through it, errors and all."""
+    if type(data) is dict and data.keys() <= {"application_id", "operator"}:
+        application_id = data.get("application_id")
+        operator = data.get("operator", Operator.NORMAL.value)
+        if (
+            type(application_id) is int
+            and 1 <= application_id <= MAX_ID
+            and (type(operator) is str and operator in _OPERATORS)
+        ):
+            return {"application_id": application_id, "operator": operator}
+    return validated(OrderCreateSerializer, data)
+
+
 class OrdersView(BuyerView):
     pagination_class = CursorPage
 
@@ -113,7 +132,7 @@ class OrdersView(BuyerView):
         responses={201: OrderSerializer, **error_responses(400, 401, 402, 403, 404, 409, 413, 429)},
     )
     def post(self, request: Request) -> Response:
-        data = validated(OrderCreateSerializer, request.data)
+        data = _order_request(request.data)
         key = request.headers.get("Idempotency-Key")
         if key is not None and not (
             key.strip() and len(key) <= 255 and key.isascii() and key.isprintable()

@@ -621,3 +621,40 @@ def test_created_at_is_now_in_utc(
 
     created_at = parse_z(body["created_at"])
     assert abs(timezone.now() - created_at) < timedelta(seconds=5)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"application_id": 7},
+        {"application_id": 7, "operator": "promo"},
+        {"application_id": 7, "operator": "special"},
+        {"application_id": 1},
+        {"application_id": 0},
+        {"application_id": -3},
+        {"application_id": True},
+        {"application_id": 7.0},
+        {"application_id": "7"},
+        {"application_id": 10**30},
+        {"application_id": 7, "operator": "gold"},
+        {"application_id": 7, "operator": None},
+        {"application_id": 7, "operator": 1},
+        {"application_id": 7, "custom_user_id": "u-1"},
+        {"application_id": 7, "extra": 1},
+        {"operator": "normal"},
+        {},
+        [],
+    ],
+)
+def test_the_plain_order_body_fast_path_agrees_with_the_serializer(body: object) -> None:
+    """orders.api checks the usual body without DRF; it must answer as the serializer does."""
+    from orders.api import OrderCreateSerializer, _order_request
+    from zerotp.api import validated
+
+    def outcome(check: object) -> object:
+        try:
+            return dict(check(body))
+        except Exception as exc:  # the error itself, compared by type and text
+            return type(exc), str(exc)
+
+    assert outcome(_order_request) == outcome(lambda b: validated(OrderCreateSerializer, b))
