@@ -108,7 +108,8 @@ def scenarios(fixture: Fixture) -> list[Scenario]:
     syncs = [json.dumps(sync_body(modems)).encode() for modems in fixture.modems]
     json_headers = {"Content-Type": "application/json"}
     targets = iter(fixture.sms_targets)
-    order_body = {"application_id": fixture.order_app_id, "operator": "normal"}
+    order_body = json.dumps({"application_id": fixture.order_app_id, "operator": "normal"})
+    order_headers = [{**b, **json_headers} for b in buyers]
 
     async def balance(session: aiohttp.ClientSession, worker: int, i: int) -> str | None:
         async with session.get("/api/v1/balance", headers=buyer(worker)) as r:
@@ -125,7 +126,8 @@ def scenarios(fixture: Fixture) -> list[Scenario]:
             return (await _expect(r, 200, lambda d: len(d["messages"]) == 1))[0]
 
     async def order_cycle(session: aiohttp.ClientSession, worker: int, i: int) -> str | None:
-        async with session.post("/api/v1/orders", json=order_body, headers=buyer(worker)) as r:
+        headers = order_headers[worker % len(order_headers)]
+        async with session.post("/api/v1/orders", data=order_body, headers=headers) as r:
             error, data = await _expect(r, 201, lambda d: d["status"] == "pending")
         if error:
             return error
@@ -208,3 +210,20 @@ def measure(
     scenario: Scenario, base_url: str, *, connections: int, warmup: float, duration: float
 ) -> Measurement:
     return asyncio.run(_drive(scenario, base_url, connections, warmup, duration))
+
+
+def merged(parts: list[Measurement]) -> Measurement:
+    """Several windows of one scenario as one measurement: their counts and seconds added,
+    their latencies pooled, CPU per iteration and others' share weighted by iterations."""
+    total = Measurement(parts[0].scenario, sum(p.seconds for p in parts))
+    iterations = sum(p.iterations for p in parts) or 1
+    for p in parts:
+        total.completed += p.completed
+        total.iterations += p.iterations
+        total.errors += p.errors
+        total.latencies_ms += p.latencies_ms
+        total.error_kinds += p.error_kinds
+        total.exhausted = total.exhausted or p.exhausted
+        total.cpu_ms += p.cpu_ms * p.iterations / iterations
+        total.others_cpu += p.others_cpu * p.iterations / iterations
+    return total

@@ -14,7 +14,7 @@ SPREAD_LIMIT = 1.5  # the issue: seeded and small ratios within 1.5x of each oth
 @dataclass
 class Row:
     measurement: Measurement
-    # The baseline measured right before and right after the scenario.
+    # The baseline measured around the scenario (in windows alternating with it).
     around: tuple[Measurement, Measurement]
 
     @property
@@ -149,7 +149,7 @@ def table(run: DatabaseRun, small: DatabaseRun | None = None) -> list[str]:
         f"{percentile(pooled, 50):.1f} | {percentile(pooled, 99):.1f} | "
         f"{sum(m.errors for m in base)} | {sum(m.cpu_ms for m in base) / len(base):.2f} | "
         f"{sum(m.others_cpu for m in base) / len(base):.0%} | 1.00 | 1.00 | | "
-        f"mean of {len(base)} runs, {min(rates):.0f}-{max(rates):.0f} req/s |"
+        f"{len(base)} measurements, {min(rates):.0f}-{max(rates):.0f} req/s |"
         + (" | |" if small else ""),
     ]
     for row in run.rows:

@@ -71,6 +71,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     load = parser.add_argument_group("load")
     load.add_argument("--duration", type=float, default=10.0, help="seconds measured")
     load.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
+    load.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="windows the measured seconds are cut into, alternating with the baseline's",
+    )
     load.add_argument("--connections", type=int, default=16, help="concurrent connections")
     load.add_argument(
         "--scenarios",

@@ -141,14 +141,19 @@ class Suite:
             self.log(f"gunicorn answers on {server.url}; measuring")
             meter = CpuMeter(self.db, os.getpid(), server.pid)
 
-            def measure(scenario: load.Scenario) -> load.Measurement:
+            warmed: set[str] = set()
+
+            def measure(scenario: load.Scenario, duration: float) -> load.Measurement:
+                # The full warm-up the first time a scenario runs, a short one after.
+                warmup = a.warmup if scenario.key not in warmed else min(a.warmup, 0.5)
+                warmed.add(scenario.key)
                 before = meter.snapshot()
                 m = load.measure(
                     scenario,
                     server.url,
                     connections=a.connections,
-                    warmup=a.warmup,
-                    duration=a.duration,
+                    warmup=warmup,
+                    duration=duration,
                 )
                 used = usage(before, meter.snapshot())
                 m.others_cpu = used.others_share
@@ -165,12 +170,24 @@ class Suite:
                 return m
 
             db_run = DatabaseRun(name, self.describe_sizes(sizes), seeding, [])
-            db_run.baselines.append(measure(baseline))
             for scenario in chosen:
-                measured = measure(scenario)
+                # The baseline and the scenario in alternating windows, so that the
+                # machine's speed, which drifts by a third over tens of seconds here, moves
+                # both figures of the ratio alike.
+                rounds: dict[str, list[load.Measurement]] = {"baseline": [], "scenario": []}
+                for _ in range(a.rounds):
+                    rounds["baseline"].append(measure(baseline, a.duration / a.rounds))
+                    rounds["scenario"].append(measure(scenario, a.duration / a.rounds))
+                around = load.merged(rounds["baseline"])
+                measured = load.merged(rounds["scenario"])
+                self.log(
+                    f"  => {scenario.title}: {measured.rate:.1f}/s against the baseline's "
+                    f"{around.rate:.1f}/s, {measured.cpu_ms:.2f} against {around.cpu_ms:.2f} "
+                    "CPU ms"
+                )
+                db_run.baselines.append(around)
+                db_run.rows.append(Row(measured, (around, around)))
                 self.db.vacuum()
-                db_run.baselines.append(measure(baseline))
-                db_run.rows.append(Row(measured, (db_run.baselines[-2], db_run.baselines[-1])))
         return db_run
 
     def explain(self, name: str, env: dict[str, str], fixture_path: Path) -> str:
@@ -225,14 +242,17 @@ class Suite:
             f"- Machine: {report.machine(self.db.server_version())}",
             f"- Server: gunicorn `zerotp.wsgi -k sync -w {WORKERS}` on 127.0.0.1 with "
             f"{shown_settings} (modems stay online: the seed stamps their heartbeat once)",
-            f"- Load: aiohttp, {a.connections} connections from the same machine, "
-            f"{a.warmup:g} s warm-up then {a.duration:g} s measured per scenario",
+            f"- Load: aiohttp, {a.connections} connections from the same machine; per "
+            f"scenario {a.duration:g} s measured in {a.rounds} windows, each after the "
+            f"baseline's window of the same length ({a.warmup:g} s warm-up the first time a "
+            "scenario runs, 0.5 s after)",
             "",
             "Absolute figures on a shared 2-core machine are noise; the ratios are the result. "
             "**ratio** divides a scenario's throughput by the baseline's "
-            "(`GET /api/v1/balance`: authentication plus one read), measured right before and "
-            "right after it and averaged, so that load drifting during the run moves both; "
-            "the targets and the pass/fail marks apply to it. Throughput counts successful "
+            "(`GET /api/v1/balance`: authentication plus one read), measured in windows "
+            "alternating with the scenario's, so that the machine's speed, which drifts by a "
+            "third over tens of seconds here, moves both figures alike; the targets and the "
+            "pass/fail marks apply to it. Throughput counts successful "
             "iterations completed in the measured window; p50 and p99 are over the same "
             "iterations. Any non-2xx answer, or a 2xx whose body shows the work was not done, "
             "is an error, and a scenario with errors fails whatever its ratio.",
