@@ -9,13 +9,9 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.models import (
     Count,
-    Exists,
-    IntegerField,
-    OuterRef,
     Prefetch,
     Q,
     QuerySet,
-    Subquery,
 )
 from django.utils import timezone
 
@@ -32,40 +28,6 @@ from orders.models import (
     OrderMessage,
     OrderStatus,
 )
-
-
-def free_modems(application: Any, operator: Any) -> QuerySet[Modem]:
-    """Modems that could be handed out for the application and operator this second
-    (API.md, "Stock rules"). Both arguments may be values or outer references."""
-    # Busy by modem, and by number: a number moved to another modem of the reseller
-    # takes its open order with it (the SMS for it arrives there).
-    busy = Order.objects.filter(
-        Q(modem=OuterRef("pk")) | Q(phone_number=OuterRef("phone_number")),
-        application=application,
-        status__in=OPEN_STATUSES,
-    )
-    used = Order.objects.filter(
-        application=application, phone_number=OuterRef("phone_number"), status__in=USED_STATUSES
-    )
-    return Modem.objects.orderable(operator).exclude(Exists(busy)).exclude(Exists(used))
-
-
-class SubqueryCount(Subquery):
-    """The number of rows a (possibly sliced) subquery returns."""
-
-    template = "(SELECT COUNT(*) FROM (%(subquery)s) _counted)"
-    output_field = IntegerField()
-
-
-class SubqueryCountAnswered(SubqueryCount):
-    """The number of orders, among those a subquery of `status` values returns, that
-    received an SMS."""
-
-    template = (
-        "(SELECT COUNT(*) FROM (%(subquery)s) _counted WHERE _counted.status IN "
-        f"('{OrderStatus.COMPLETED}', '{OrderStatus.FINISHED}'))"
-    )
-
 
 CATALOGUE_CACHE_KEY = "orders:services-catalogue:v1"
 
