@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -148,28 +148,56 @@ def _debit_checked(leg: Leg) -> bool:
     return leg.amount < 0 and leg.kind != Kind.EXTERNAL
 
 
+# SQLSTATEs zerotp_assert raises (billing migration 0003) when a movement did not happen.
+_TAKEN, _SHORT = "ZT001", "ZT002"
+
+
 @dataclass(frozen=True)
 class Movement:
-    """A ledger movement as data-modifying CTEs, for a PostgreSQL statement to run; see
-    `movement_ctes`. After the statement, `booked` checks the outcome."""
+    """A ledger movement as data-modifying CTEs of one PostgreSQL statement; see
+    `movement_ctes`. `statement` writes the statement, `run` runs it."""
 
     ctes: str  # "tx AS (...), leg0 AS (...), ..., entries AS (...)"
     params: dict[str, object]
     reference: str
     legs: list[Leg]
-    # What the statement selects so that `booked` can judge it: the transaction's id and
-    # the number of entries written.
-    outcome = "(SELECT id FROM tx), (SELECT count(*) FROM entries)"
+    gate: str | None
 
-    def booked(self, tx_id: int | None, entries: int) -> int:
-        """The transaction's id; AlreadyBooked or InsufficientBalance if it did not happen
-        (the caller's transaction must then roll back, as leaving `atomic` does)."""
-        if tx_id is None:
-            raise AlreadyBooked(self.reference)
-        if entries != len(self.legs):
-            short = next((-leg.amount for leg in self.legs if _debit_checked(leg)), 0)
-            raise errors.InsufficientBalance(f"The balance is below {short}.")
-        return tx_id
+    def statement(self, gate_sql: str = "") -> str:
+        """The whole statement: the gate's CTE (when there is one) and the movement's, then
+        the gate's row (NULLs when it wrote none) and the movement's own check. The check
+        raises inside the statement when the gate wrote a row but the reference was taken
+        or a leg refused, so the statement undoes itself, with or without a transaction
+        around it; CASE makes the reference's check come first."""
+        written = f"NOT EXISTS (SELECT FROM {self.gate}) OR " if self.gate else ""
+        check = (
+            f"CASE WHEN zerotp_assert({written}EXISTS (SELECT FROM tx), '{_TAKEN}', "
+            "%(mv_reference)s) "
+            f"THEN zerotp_assert({written}(SELECT count(*) FROM entries) = {len(self.legs)}, "
+            f"'{_SHORT}', %(mv_reference)s) END"
+        )
+        if self.gate is None:
+            return f"WITH {self.ctes}\nSELECT (SELECT id FROM tx), {check}"
+        return (
+            f"WITH {self.gate} AS ({gate_sql}),\n{self.ctes}\n"
+            f"SELECT {self.gate}.*, {check} FROM (SELECT 1) AS one LEFT JOIN {self.gate} ON true"
+        )
+
+    def run(self, sql: str, params: dict[str, object]) -> tuple:
+        """Run `statement`'s SQL; the row it selects. AlreadyBooked for a reference taken,
+        InsufficientBalance for a debit refused: the statement has then changed nothing."""
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchone()
+        except DatabaseError as exc:
+            state = getattr(exc.__cause__, "sqlstate", None)
+            if state == _TAKEN:
+                raise AlreadyBooked(self.reference) from None
+            if state == _SHORT:
+                short = next((-leg.amount for leg in self.legs if _debit_checked(leg)), 0)
+                raise errors.InsufficientBalance(f"The balance is below {short}.") from None
+            raise
 
 
 def movement_ctes(
@@ -242,14 +270,12 @@ def movement_ctes(
         f"SELECT tx.id, moved.id, moved.amount, %(mv_now)s FROM tx, ({moved}) AS moved "
         "RETURNING 1)"
     )
-    return Movement(",\n".join(ctes), params, reference, legs)
+    return Movement(",\n".join(ctes), params, reference, legs, gate)
 
 
 def _transfer_in_one_statement(reference: str, kind: str, memo: str, legs: list[Leg]) -> int:
     movement = movement_ctes(kind=kind, legs=legs, reference=reference, memo=memo)
-    with connection.cursor() as cursor:
-        cursor.execute(f"WITH {movement.ctes}\nSELECT {movement.outcome}", movement.params)
-        return movement.booked(*cursor.fetchone())
+    return movement.run(movement.statement(), movement.params)[0]
 
 
 def topup(*, user: User, amount: int, note: str = "", reference: str | None = None) -> int:

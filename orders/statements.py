@@ -159,7 +159,12 @@ class Placed(NamedTuple):
     held: bool = False  # the price is in escrow already (PostgreSQL: the same statement)
 
 
+# On PostgreSQL the money an order operation moves is booked by the statement that changes
+# the order (billing.movement_ctes), and that statement checks its own ledger outcome: the
+# cancel needs no transaction around it. Elsewhere the service books it afterwards, inside
+# its transaction.
 _POSTGRES = connection.vendor == "postgresql"
+MOVES_MONEY_ITSELF = _POSTGRES
 
 
 def _order_reference(cte: str, step: str) -> str:
@@ -202,19 +207,13 @@ def order_on_free_modem(
             reference_sql=_order_reference("placed", "hold"),
             gate="placed",
         )
-        sql = (
-            f"WITH placed AS ({sql}),\n{movement.ctes}\n"
-            f"SELECT placed.*, {movement.outcome} FROM (SELECT 1) AS one "
-            "LEFT JOIN placed ON true"
-        )
-        params |= movement.params
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+        row = movement.run(movement.statement(sql), params | movement.params)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
     if row is not None and row[0] is not None:
         order_id, modem_id, reseller_id, phone_number = row[:4]
-        if movement is not None:
-            movement.booked(*row[4:])
         values = {
             "id": order_id,
             "buyer_id": buyer_id,
@@ -254,8 +253,8 @@ class Cancelled(NamedTuple):
 
 def cancel_pending(*, order_id: int, buyer_id: int, now: datetime) -> Cancelled | None:
     """Mark the buyer's pending order cancelled and, on PostgreSQL in the same statement,
-    release its price (`billing.release`). None if it was not the buyer's pending order
-    (then nothing changed)."""
+    release its price (`billing.release`); that statement is atomic by itself. None if it
+    was not the buyer's pending order (then nothing changed)."""
     sql, params = _CANCEL, {"now": _db(now), "order": order_id, "buyer": buyer_id}
     movement = None
     if _POSTGRES:
@@ -268,20 +267,14 @@ def cancel_pending(*, order_id: int, buyer_id: int, now: datetime) -> Cancelled 
             gate="cancelled",
             scale_sql="(SELECT price FROM cancelled)",
         )
-        sql = (
-            f"WITH cancelled AS ({sql}),\n{movement.ctes}\n"
-            f"SELECT cancelled.*, {movement.outcome} FROM (SELECT 1) AS one "
-            "LEFT JOIN cancelled ON true"
-        )
-        params |= movement.params
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+        row = movement.run(movement.statement(sql), params | movement.params)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
     if row is None or row[0] is None:
         return None
     width = len(_ORDER_FIELDS)
-    if movement is not None:
-        movement.booked(*row[width:])
     return Cancelled(_loaded(Order, _ORDER_FIELDS, row[:width]), released=movement is not None)
 
 

@@ -19,13 +19,16 @@ ON_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if ON_POSTGRES:
         return
-    skip = pytest.mark.skip(
-        reason="proves a concurrency guarantee with real threads on PostgreSQL; "
-        "run with DATABASE_URL=postgres://... (.ci/run does)"
-    )
     for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
+        marker = item.get_closest_marker("postgres")
+        if marker is not None:
+            what = marker.kwargs.get("why", "proves a concurrency guarantee with real threads")
+            item.add_marker(
+                pytest.mark.skip(
+                    reason=f"{what} on PostgreSQL; run with DATABASE_URL=postgres://... "
+                    "(.ci/run does)"
+                )
+            )
 
 
 _DB_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "live_server"}
