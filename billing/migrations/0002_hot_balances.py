@@ -6,13 +6,8 @@ its unique (transaction, account) constraint already provides."""
 import django.db.models.deletion
 from django.db import migrations, models
 
+from zerotp.storage import fillfactor
 
-def fillfactor(value: int):
-    def apply(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(f"ALTER TABLE billing_ledgeraccount SET (fillfactor = {value})")
-
-    return apply
 
 
 class Migration(migrations.Migration):
@@ -31,5 +26,5 @@ class Migration(migrations.Migration):
                 to="billing.ledgertransaction",
             ),
         ),
-        migrations.RunPython(fillfactor(50), fillfactor(100), elidable=False),
+        fillfactor("billing_ledgeraccount", 50),
     ]

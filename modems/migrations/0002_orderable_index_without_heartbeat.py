@@ -4,13 +4,8 @@ versions fit beside the old ones and no index entry is written (HOT updates)."""
 
 from django.db import migrations, models
 
+from zerotp.storage import fillfactor
 
-def fillfactor(value: int):
-    def apply(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(f"ALTER TABLE modems_modem SET (fillfactor = {value})")
-
-    return apply
 
 
 class Migration(migrations.Migration):
@@ -31,5 +26,5 @@ class Migration(migrations.Migration):
                 name="modems_orderable_idx",
             ),
         ),
-        migrations.RunPython(fillfactor(70), fillfactor(100), elidable=False),
+        fillfactor("modems_modem", 70),
     ]
