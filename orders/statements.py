@@ -167,6 +167,17 @@ _POSTGRES = connection.vendor == "postgresql"
 MOVES_MONEY_ITSELF = _POSTGRES
 
 
+def _first_row(
+    sql: str, params: dict[str, Any], movement: billing.Movement | None
+) -> tuple[Any, ...] | None:
+    """Run the statement, inside the movement's statement when there is one."""
+    if movement is not None:
+        return movement.run(movement.statement(sql), params | movement.params)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
 def _order_reference(cte: str, step: str) -> str:
     """The SQL for `order:<id>:<step>`, the order's id read from a CTE."""
     return f"'order:' || (SELECT id FROM {cte}) || ':{step}'"
@@ -207,11 +218,7 @@ def order_on_free_modem(
             reference_sql=_order_reference("placed", "hold"),
             gate="placed",
         )
-        row = movement.run(movement.statement(sql), params | movement.params)
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
+    row = _first_row(sql, params, movement)
     if row is not None and row[0] is not None:
         order_id, modem_id, reseller_id, phone_number = row[:4]
         values = {
@@ -267,11 +274,7 @@ def cancel_pending(*, order_id: int, buyer_id: int, now: datetime) -> Cancelled 
             gate="cancelled",
             scale_sql="(SELECT price FROM cancelled)",
         )
-        row = movement.run(movement.statement(sql), params | movement.params)
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
+    row = _first_row(sql, params, movement)
     if row is None or row[0] is None:
         return None
     width = len(_ORDER_FIELDS)
