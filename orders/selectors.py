@@ -1,7 +1,7 @@
 """Reads that need thought: which modems are free, the catalogue with its stock."""
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -28,6 +28,7 @@ from orders.models import (
     OrderMessage,
     OrderStatus,
 )
+from orders.statements import aware
 
 CATALOGUE_CACHE_KEY = "orders:services-catalogue:v1"
 
@@ -179,13 +180,6 @@ ORDER BY m.id"""
 )
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    """A datetime from a raw cursor: SQLite's come back naive (they are stored in UTC)."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
-
-
 def order_and_messages(buyer: User, order_id: int) -> tuple[Order, list[OrderMessage]] | None:
     """The buyer's order and its messages (oldest first) in one query: the order joined to
     its messages and their SMS, one row per message."""
@@ -196,7 +190,7 @@ def order_and_messages(buyer: User, order_id: int) -> tuple[Order, list[OrderMes
         return None
     width = len(_ORDER_COLUMNS)
     fields = {
-        name: _aware(value) if name in _ORDER_DATETIMES else value
+        name: aware(value) if name in _ORDER_DATETIMES else value
         for (name, _), value in zip(_ORDER_COLUMNS, rows[0][:width], strict=True)
     }
     order = Order(**fields)
@@ -206,7 +200,7 @@ def order_and_messages(buyer: User, order_id: int) -> tuple[Order, list[OrderMes
             id=message_id,
             order=order,
             otp_code=otp_code,
-            sms=InboundSms(sender=sender, text=text, received_at=_aware(received_at)),
+            sms=InboundSms(sender=sender, text=text, received_at=aware(received_at)),
         )
         for message_id, otp_code, sender, text, received_at in (row[width:] for row in rows)
         if message_id is not None

@@ -1,7 +1,8 @@
-"""The order hot path's statements, written out.
+"""The hot paths' statements, written out: ordering, cancelling, an inbound SMS.
 
-Ordering a number and cancelling it are the requests bots send in bursts; built with the
-ORM, composing their queries cost more CPU than PostgreSQL spent running them
+Ordering a number and cancelling it are the requests bots send in bursts, and agents
+report every SMS; built with the ORM, composing these queries cost more CPU than
+PostgreSQL spent running them
 (docs/PERFORMANCE.md). Each statement here is plain SQL that PostgreSQL and SQLite both
 run (SQLite without the row locks, which it does not need: it has one writer at a time),
 composed once from the models' table names. orders/services.py decides what the answers
@@ -44,9 +45,11 @@ def _db(moment: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(moment)
 
 
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands datetimes back naive (they are stored in UTC)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+def aware(moment: datetime | None) -> datetime | None:
+    """A datetime from a raw cursor: SQLite hands them back naive (stored in UTC)."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
 
 
 class OrderContext(NamedTuple):
@@ -287,7 +290,7 @@ _ORDER_FIELDS = [f.attname for f in Order._meta.concrete_fields]
 def _loaded(model: type[Model], names: Sequence[str], values: Sequence[Any]) -> Any:
     """A model instance from a raw row, as the ORM would load it (fields not named are
     deferred: read from the database if ever used)."""
-    values = [_aware(v) if isinstance(v, datetime) else v for v in values]
+    values = [aware(v) if isinstance(v, datetime) else v for v in values]
     return model.from_db(connection.alias, list(names), values)
 
 
