@@ -163,12 +163,13 @@ class Movement:
     legs: list[Leg]
     gate: str | None
 
-    def statement(self, gate_sql: str = "") -> str:
+    def statement(self, gate_sql: str = "", leading: str = "") -> str:
         """The whole statement: the gate's CTE (when there is one) and the movement's, then
         the gate's row (NULLs when it wrote none) and the movement's own check. The check
         raises inside the statement when the gate wrote a row but the reference was taken
         or a leg refused, so the statement undoes itself, with or without a transaction
-        around it; CASE makes the reference's check come first."""
+        around it; CASE makes the reference's check come first. `leading`: CTEs the gate
+        reads, written before it."""
         written = f"NOT EXISTS (SELECT FROM {self.gate}) OR " if self.gate else ""
         check = (
             f"CASE WHEN zerotp_assert({written}EXISTS (SELECT FROM tx), '{_TAKEN}', "
@@ -178,8 +179,9 @@ class Movement:
         )
         if self.gate is None:
             return f"WITH {self.ctes}\nSELECT (SELECT id FROM tx), {check}"
+        leading = f"{leading},\n" if leading else ""
         return (
-            f"WITH {self.gate} AS ({gate_sql}),\n{self.ctes}\n"
+            f"WITH {leading}{self.gate} AS ({gate_sql}),\n{self.ctes}\n"
             f"SELECT {self.gate}.*, {check} FROM (SELECT 1) AS one LEFT JOIN {self.gate} ON true"
         )
 

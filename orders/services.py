@@ -91,6 +91,22 @@ def order_create(
 
     Errors in the contract's order: 400 (no price for the operator), 404, 429
     too_many_active_orders, 402, 409 out_of_stock."""
+    if statements.MOVES_MONEY_ITSELF and not idempotency_key:
+        # The usual order, in one statement; anything it cannot decide alone (an error,
+        # a race) goes on to the transaction below, which writes nothing twice.
+        now = timezone.now()
+        order = statements.order_at_once(
+            buyer_id=buyer.pk,
+            application_id=application_id,
+            operator=operator,
+            custom_user_id=custom_user_id,
+            now=now,
+            expires_at=now + timedelta(seconds=settings.ORDER_TTL_SECONDS),
+            online_since=now - timedelta(seconds=settings.MODEM_ONLINE_SECONDS),
+            since=now - SCAN_GUARD_WINDOW,
+        )
+        if order is not None:
+            return OrderCreated(body=order_data(order, messages=[]), replayed=False)
     with transaction.atomic():
         now = timezone.now()
         context = statements.order_context(

@@ -248,6 +248,107 @@ def order_on_free_modem(
         return Placed(None) if cursor.fetchone() is not None else None
 
 
+# The order made in one statement, with no transaction around it (PostgreSQL): what
+# `order_context`, `order_on_free_modem` and the hold do in a transaction, for the order
+# that succeeds. The wallet is locked first (FOR UPDATE); its version as this statement's
+# snapshot saw it must be the version locked, i.e. no money moved on it since the snapshot
+# was taken. Then every order of the buyer that moved money (a new order holds, a cancel
+# or an expiry refunds) is in the snapshot, and the pending count read from it is exact.
+# Anything else (another request changed the wallet meanwhile, or any check fails) writes
+# nothing: the service then runs the transaction, which also says which error it is.
+_AT_ONCE_CHECKS = f"""seen AS (
+    SELECT xmin AS version FROM {LedgerAccount._meta.db_table}
+    WHERE kind = '{LedgerAccount.Kind.WALLET}' AND user_id = %(buyer)s
+), wallet AS (
+    SELECT xmin AS version, balance FROM {LedgerAccount._meta.db_table}
+    WHERE kind = '{LedgerAccount.Kind.WALLET}' AND user_id = %(buyer)s FOR UPDATE
+), decided AS (
+    SELECT p.price FROM wallet, seen, {Application._meta.db_table} a
+    JOIN {ApplicationPrice._meta.db_table} p
+      ON p.application_id = a.id AND p.operator = %(operator)s
+    WHERE a.id = %(application)s AND a.enabled AND wallet.version = seen.version
+      AND wallet.balance >= p.price
+      AND (SELECT COUNT(*) FROM {_ORDER} o WHERE o.buyer_id = %(buyer)s
+           AND o.status = {_PENDING} AND o.expires_at > %(now)s) < %(max_active)s
+      {{not_scanning}}
+)"""
+_AT_ONCE_INSERT = f"""
+    INSERT INTO {_ORDER} ({", ".join(_ORDER_COLUMNS)})
+    SELECT %(buyer)s, %(application)s, m.mapping, m.id, m.reseller_id, m.phone_number,
+           (SELECT price FROM decided), %(custom_user_id)s, {_PENDING}, %(now)s,
+           %(expires_at)s
+    {_FREE_MODEMS}
+      AND EXISTS (SELECT FROM decided)
+    ORDER BY m.id LIMIT 1 FOR UPDATE OF m SKIP LOCKED
+    ON CONFLICT DO NOTHING
+    RETURNING id, modem_id, reseller_id, phone_number, price"""
+_NOT_SCANNING = (
+    f"AND NOT ((SELECT COUNT(*) FROM ({_RECENT_ORDERS}) r) >= %(window)s AND "
+    f"(SELECT COUNT(*) FROM ({_RECENT_ORDERS}) r WHERE r.status IN {_USED}) * 100 < "
+    f"(SELECT COUNT(*) FROM ({_RECENT_ORDERS}) r) * %(min_percent)s)"
+)
+
+
+def order_at_once(
+    *,
+    buyer_id: int,
+    application_id: int,
+    operator: str,
+    custom_user_id: str | None,
+    now: datetime,
+    expires_at: datetime,
+    online_since: datetime,
+    since: datetime,
+) -> Order | None:
+    """The new order, its price held, in one statement (PostgreSQL only); None if this
+    statement could not decide it alone, having written nothing."""
+    movement = billing.movement_ctes(
+        kind=LedgerTransaction.Kind.HOLD,
+        legs=billing.hold_legs(buyer_id, 1),
+        reference="order:<new>:hold",
+        reference_sql=_order_reference("placed", "hold"),
+        gate="placed",
+        scale_sql="(SELECT price FROM placed)",
+    )
+    checks = _AT_ONCE_CHECKS.format(not_scanning=_NOT_SCANNING if settings.SCAN_GUARD else "")
+    sql = movement.statement(_AT_ONCE_INSERT, leading=checks)
+    params = movement.params | {
+        "buyer": buyer_id,
+        "application": application_id,
+        "operator": operator,
+        "custom_user_id": custom_user_id,
+        "now": _db(now),
+        "expires_at": _db(expires_at),
+        "online_since": _db(online_since),
+        "since": _db(since),
+        "max_active": settings.MAX_ACTIVE_ORDERS,
+        "window": settings.SCAN_GUARD_ORDERS,
+        "min_percent": settings.SCAN_GUARD_MIN_SMS_PERCENT,
+        "true": True,
+        "false": False,
+    }
+    row = movement.run(sql, params)
+    if row is None or row[0] is None:
+        return None
+    order_id, modem_id, reseller_id, phone_number, price = row[:5]
+    order = Order(
+        id=order_id,
+        buyer_id=buyer_id,
+        application_id=application_id,
+        operator=operator,
+        modem_id=modem_id,
+        reseller_id=reseller_id,
+        phone_number=phone_number,
+        price=price,
+        custom_user_id=custom_user_id,
+        status=OrderStatus.PENDING,
+        created_at=now,
+        expires_at=expires_at,
+    )
+    order._state.adding, order._state.db = False, connection.alias
+    return order
+
+
 # A cancel that won: the order was the buyer's, pending and not yet past its time.
 _CANCEL = (
     f"UPDATE {_ORDER} SET status = '{OrderStatus.CANCELLED}', closed_at = %(now)s "
