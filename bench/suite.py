@@ -41,11 +41,14 @@ HOW_THE_HOT_PATHS_RUN = [
     "batch.",
     "- **Sync**: one unlocked read of `(uid, fields)` tuples; a batch that changes nothing "
     "writes nothing.",
-    "- **Order create**: one query reads the application, its price, the buyer's pending "
-    "count and balance and locks the wallet; one `INSERT ... SELECT` puts the order on "
-    "the first free modem (`FOR UPDATE SKIP LOCKED`, `ON CONFLICT DO NOTHING` for the "
-    "race the snapshot cannot see) and, on PostgreSQL, books the hold in the same "
-    "statement through data-modifying CTEs whose legs run in lock order.",
+    "- **Order create**: on PostgreSQL one statement with no transaction around it locks "
+    "the wallet, checks that no money moved on it since the statement's snapshot (so the "
+    "pending count read from that snapshot is exact), checks application, price, limit "
+    "and balance, puts the order on the first free modem (`FOR UPDATE SKIP LOCKED`, "
+    "`ON CONFLICT DO NOTHING`) and books the hold through data-modifying CTEs whose legs "
+    "run in lock order. Anything it cannot decide alone (an error, a race) writes nothing "
+    "and goes to the transaction that SQLite always uses: one query for application, "
+    "price, pending count and balance that locks the wallet, then the order and the hold.",
     "- **Cancel**: one statement marks the order cancelled and books the refund; it checks "
     "its own ledger outcome and raises if the refund could not be booked, so it needs no "
     "transaction around it and holds the escrow row for that statement only.",
