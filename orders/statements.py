@@ -146,14 +146,39 @@ WHERE m.mapping = %(operator)s AND m.can_order = %(true)s AND m.disabled = %(fal
                   AND o.application_id = %(application)s AND o.status IN {_OPEN} {_FENCE})
   AND NOT EXISTS (SELECT 1 FROM {_ORDER} u WHERE u.phone_number = m.phone_number
                   AND u.application_id = %(application)s AND u.status IN {_USED} {_FENCE})"""
-_ORDER_ON_FREE_MODEM = f"""
+
+
+def _order_on_free_modem_sql(*, price: str, only_if: str = "", locking: str = "") -> str:
+    """INSERT ... SELECT of a pending order on the first free modem; `price` is the SQL
+    for its price, `only_if` a further condition on inserting at all."""
+    return f"""
 INSERT INTO {_ORDER} ({", ".join(_ORDER_COLUMNS)})
 SELECT %(buyer)s, %(application)s, m.mapping, m.id, m.reseller_id, m.phone_number,
-       %(price)s, %(custom_user_id)s, {_PENDING}, %(now)s, %(expires_at)s
+       {price}, %(custom_user_id)s, {_PENDING}, %(now)s, %(expires_at)s
 {_FREE_MODEMS}
-ORDER BY m.id LIMIT 1{{locking}}
+  {only_if}
+ORDER BY m.id LIMIT 1{locking}
 ON CONFLICT DO NOTHING
-RETURNING id, modem_id, reseller_id, phone_number"""
+RETURNING id, modem_id, reseller_id, phone_number, price"""
+
+
+def _new_order(row: Sequence[Any], **known: Any) -> Order:
+    """The order such an INSERT returned, as Order.objects.create() leaves it: the
+    columns not set hold their defaults."""
+    order_id, modem_id, reseller_id, phone_number, price = row[:5]
+    order = Order(
+        id=order_id,
+        modem_id=modem_id,
+        reseller_id=reseller_id,
+        phone_number=phone_number,
+        price=price,
+        status=OrderStatus.PENDING,
+        **known,
+    )
+    order._state.adding, order._state.db = False, connection.alias
+    return order
+
+
 _ANY_FREE_MODEM = f"SELECT 1 {_FREE_MODEMS} LIMIT 1"
 
 
@@ -199,7 +224,9 @@ def order_on_free_modem(
 ) -> Placed | None:
     """Insert a pending order on a free modem, row-locked; on PostgreSQL the same
     statement also holds the price (`billing.hold`). None: no modem is free."""
-    sql = _ORDER_ON_FREE_MODEM.format(locking=_locking("FOR UPDATE OF m SKIP LOCKED"))
+    sql = _order_on_free_modem_sql(
+        price="%(price)s", locking=_locking("FOR UPDATE OF m SKIP LOCKED")
+    )
     params: dict[str, Any] = {
         "buyer": buyer_id,
         "application": application_id,
@@ -223,24 +250,15 @@ def order_on_free_modem(
         )
     row = _first_row(sql, params, movement)
     if row is not None and row[0] is not None:
-        order_id, modem_id, reseller_id, phone_number = row[:4]
-        values = {
-            "id": order_id,
-            "buyer_id": buyer_id,
-            "application_id": application_id,
-            "operator": operator,
-            "modem_id": modem_id,
-            "reseller_id": reseller_id,
-            "phone_number": phone_number,
-            "price": price,
-            "custom_user_id": custom_user_id,
-            "status": OrderStatus.PENDING,
-            "created_at": now,
-            "expires_at": expires_at,
-        }
-        # As Order.objects.create() leaves it: the columns not set hold their defaults.
-        order = Order(**values)
-        order._state.adding, order._state.db = False, connection.alias
+        order = _new_order(
+            row,
+            buyer_id=buyer_id,
+            application_id=application_id,
+            operator=operator,
+            custom_user_id=custom_user_id,
+            created_at=now,
+            expires_at=expires_at,
+        )
         return Placed(order, held=movement is not None)
     # Nothing inserted: out of stock, or the pick lost a race (rare). Which?
     with connection.cursor() as cursor:
@@ -272,16 +290,11 @@ _AT_ONCE_CHECKS = f"""seen AS (
            AND o.status = {_PENDING} AND o.expires_at > %(now)s) < %(max_active)s
       {{not_scanning}}
 )"""
-_AT_ONCE_INSERT = f"""
-    INSERT INTO {_ORDER} ({", ".join(_ORDER_COLUMNS)})
-    SELECT %(buyer)s, %(application)s, m.mapping, m.id, m.reseller_id, m.phone_number,
-           (SELECT price FROM decided), %(custom_user_id)s, {_PENDING}, %(now)s,
-           %(expires_at)s
-    {_FREE_MODEMS}
-      AND EXISTS (SELECT FROM decided)
-    ORDER BY m.id LIMIT 1 FOR UPDATE OF m SKIP LOCKED
-    ON CONFLICT DO NOTHING
-    RETURNING id, modem_id, reseller_id, phone_number, price"""
+_AT_ONCE_INSERT = _order_on_free_modem_sql(
+    price="(SELECT price FROM decided)",
+    only_if="AND EXISTS (SELECT FROM decided)",
+    locking=" FOR UPDATE OF m SKIP LOCKED",
+)
 _NOT_SCANNING = (
     f"AND NOT ((SELECT COUNT(*) FROM ({_RECENT_ORDERS}) r) >= %(window)s AND "
     f"(SELECT COUNT(*) FROM ({_RECENT_ORDERS}) r WHERE r.status IN {_USED}) * 100 < "
@@ -330,23 +343,15 @@ def order_at_once(
     row = movement.run(sql, params)
     if row is None or row[0] is None:
         return None
-    order_id, modem_id, reseller_id, phone_number, price = row[:5]
-    order = Order(
-        id=order_id,
+    return _new_order(
+        row,
         buyer_id=buyer_id,
         application_id=application_id,
         operator=operator,
-        modem_id=modem_id,
-        reseller_id=reseller_id,
-        phone_number=phone_number,
-        price=price,
         custom_user_id=custom_user_id,
-        status=OrderStatus.PENDING,
         created_at=now,
         expires_at=expires_at,
     )
-    order._state.adding, order._state.db = False, connection.alias
-    return order
 
 
 # A cancel that won: the order was the buyer's, pending and not yet past its time.
