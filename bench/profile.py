@@ -15,6 +15,7 @@ import pstats
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bench.db import Database
@@ -63,6 +64,12 @@ def main() -> None:
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--fresh", action="store_true", help="drop and recreate the database")
     parser.add_argument("--callees", help="also print what this function calls (a name)")
+    parser.add_argument(
+        "--session",
+        action="append",
+        default=[],
+        help="SQL run on the connection first, to try a setting (SET synchronous_commit = off)",
+    )
     args = parser.parse_args()
 
     db = Database(args.db_name)
@@ -80,39 +87,84 @@ def main() -> None:
 
     from zerotp.wsgi import application as app
 
+    # One backend for the whole run, so that its CPU time can be read at the end.
+    connection.settings_dict["CONN_MAX_AGE"] = None
+
+    with connection.cursor() as cursor:
+        for statement in args.session:
+            cursor.execute(statement)
     step = _setup(args.scenario, args.n, app)
     for _ in range(20):
         step()
+    backend = _backend_cpu(connection)
     # CPU time, not wall time: waiting for PostgreSQL is not this process's cost.
-    profiler = cProfile.Profile(time.process_time)
+    started, db_started = time.process_time(), backend()
+    for _ in range(args.n):
+        step()
+    web_ms = (time.process_time() - started) / args.n * 1000
+    db_ms = (backend() - db_started) / args.n * 1000
+    print(f"{args.scenario}: {web_ms:.2f} CPU ms per iteration here, {db_ms:.2f} in PostgreSQL")
+
+    # Each statement's share of the backend's time (its position in the iteration).
     statements: list[str] = []
+    spent: list[float] = []
 
     def record(execute, sql, params, many, context):
-        statements.append(sql)
-        return execute(sql, params, many, context)
+        index = len(statements)
+        before = backend()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            if index >= len(spent):
+                spent.append(0.0)
+            spent[index] += backend() - before
+            statements.append(sql)
 
-    with connection.execute_wrapper(record):
-        step()
+    for _ in range(args.n):
+        statements.clear()
+        with connection.execute_wrapper(record):
+            step()
+    print(f"{len(statements)} statements per iteration (and BEGIN/COMMIT), PostgreSQL CPU ms:")
+    for statement, seconds in zip(statements, spent, strict=False):
+        print(f"  {seconds / args.n * 1000:6.3f}  {' '.join(statement.split())[:160]}")
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans, custom_plans, left(regexp_replace(statement, '\\s+', ' ', 'g'),"
+            " 100) FROM pg_prepared_statements ORDER BY generic_plans + custom_plans DESC"
+        )
+        prepared = cursor.fetchall()
+    print(f"{len(prepared)} statements prepared on the connection (generic plans, custom plans):")
+    for generic, custom, statement in prepared[:10]:
+        print(f"  {generic:6} {custom:6}  {statement}")
+
+    profiler = cProfile.Profile(time.process_time)
     started = time.process_time()
     profiler.enable()
     for _ in range(args.n):
         step()
     profiler.disable()
-    spent = (time.process_time() - started) / args.n * 1000
-    print(f"{args.scenario}: {spent:.2f} CPU ms per iteration (with the profiler on)")
-    started = time.process_time()
-    for _ in range(args.n):
-        step()
-    print(f"{args.scenario}: {(time.process_time() - started) / args.n * 1000:.2f} CPU ms without")
-    print(f"{len(statements)} statements per iteration (and BEGIN/COMMIT):")
-    for statement in statements:
-        print("  ", statement[:200])
+    with_profiler = (time.process_time() - started) / args.n * 1000
+    print(f"{args.scenario}: {with_profiler:.2f} CPU ms per iteration with the profiler on")
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out).sort_stats(args.sort)
     stats.print_stats(args.top)
     if args.callees:
         stats.print_callees(args.callees)
     print(out.getvalue())
+
+
+def _backend_cpu(connection: Any) -> Callable[[], float]:
+    """The CPU seconds so far of this connection's PostgreSQL backend (same machine)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    schedstat = Path(f"/proc/{pid}/schedstat")
+
+    def seconds() -> float:
+        return int(schedstat.read_text().split()[0]) / 1e9  # time on a CPU, in ns
+
+    return seconds
 
 
 def _exists(db: Database) -> bool:
@@ -122,6 +174,7 @@ def _exists(db: Database) -> bool:
 
 
 def _setup(scenario: str, n: int, app: Any) -> Callable[[], Any]:
+    from django.db import connection
     from django.utils import timezone
 
     from accounts.models import ApiKey, User
@@ -152,8 +205,11 @@ def _setup(scenario: str, n: int, app: Any) -> Callable[[], Any]:
         )
         for i in range(count)
     ]
-    Modem.objects.update(last_heartbeat_at=None)  # earlier runs' modems: offline
+    # Earlier runs' modems out of the orderable index, so that picks do not walk them.
+    Modem.objects.update(disabled=True)
     Modem.objects.bulk_create(modems)  # the only online modems: orders land on them
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")  # as autovacuum would, given a minute
     stored = [(m.uid, m.phone_number, m.provider, m.signal, m.mapping) for m in modems]
     order = {"application_id": app_row.pk, "operator": "normal"}
 

@@ -56,10 +56,15 @@ HOW_THE_HOT_PATHS_RUN = [
     "and callback settings), SMS insert, completion, capture and message: written SQL, "
     "the capture one statement.",
     "- **Order status**: one written query joins the order, its messages and their SMS.",
-    "- **Everywhere on PostgreSQL**: parameters are bound by the server, so psycopg "
-    "prepares a statement a connection has run five times and planning stops (it cost "
-    "more than running the order path's queries). Statements whose generic plan could "
-    "go wrong keep their probes per row (`OFFSET 0` in the free-modem `NOT EXISTS`). "
+    "- **Everywhere on PostgreSQL**: parameters are bound by the server and psycopg "
+    "prepares a statement a connection has run five times (Django leaves this off), so "
+    "PostgreSQL stops parsing it; once a plan for all parameter values estimates as well "
+    "as the plans for the values at hand, it stops planning it too. The order statement "
+    "writes the operator and the online window into its text for that reason; "
+    "`tests/test_query_budgets.py` checks that the order, cancel and API-key statements "
+    "run on such a plan. Planning the order statement anew cost more than running it. "
+    "Statements whose generic plan could go wrong keep their probes per row (`OFFSET 0` "
+    "in the free-modem `NOT EXISTS`). "
     "Balances update in place (ledger accounts at fillfactor 50), and indexes nothing "
     "reads are gone from the order, SMS and ledger-entry tables.",
     "- **Query budgets** (`tests/test_query_budgets.py`): heartbeat and sync cost the same "

@@ -11,6 +11,7 @@ mean, and its tests are the tests of these statements.
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -20,7 +21,7 @@ from django.db.models import Model
 from accounts.models import User
 from billing import services as billing
 from billing.models import LedgerAccount, LedgerTransaction
-from modems.models import InboundSms, Modem
+from modems.models import InboundSms, Modem, Operator
 from orders.models import (
     OPEN_STATUSES,
     USED_STATUSES,
@@ -138,8 +139,8 @@ _ORDER_COLUMNS = (
 _FENCE = "OFFSET 0" if connection.vendor == "postgresql" else ""
 _FREE_MODEMS = f"""
 FROM {Modem._meta.db_table} m
-WHERE m.mapping = %(operator)s AND m.can_order = %(true)s AND m.disabled = %(false)s
-  AND m.phone_number IS NOT NULL AND m.last_heartbeat_at >= %(online_since)s
+WHERE m.mapping = {{operator}} AND m.can_order AND NOT m.disabled
+  AND m.phone_number IS NOT NULL AND m.last_heartbeat_at >= {{online_since}}
   AND NOT EXISTS (SELECT 1 FROM {_ORDER} o WHERE o.application_id = %(application)s
                   AND o.modem_id = m.id AND o.status IN {_OPEN} {_FENCE})
   AND NOT EXISTS (SELECT 1 FROM {_ORDER} o WHERE o.phone_number = m.phone_number
@@ -148,14 +149,32 @@ WHERE m.mapping = %(operator)s AND m.can_order = %(true)s AND m.disabled = %(fal
                   AND u.application_id = %(application)s AND u.status IN {_USED} {_FENCE})"""
 
 
-def _order_on_free_modem_sql(*, price: str, only_if: str = "", locking: str = "") -> str:
+@cache
+def _free_modems(operator: str, online_seconds: int) -> str:
+    """FROM and WHERE of the operator's free modems.
+
+    On PostgreSQL the operator and the online window are written into the text rather
+    than bound (one statement per operator): the plan PostgreSQL prepares once for all
+    parameter values then estimates them as it does when planning for the values at hand,
+    finds it no worse, and keeps it instead of planning the order statement again at every
+    order, which cost more than running it (PERFORMANCE.md). statement_timestamp() is
+    the time the statement began, which is after the caller's `now`."""
+    if not _POSTGRES or operator not in Operator.values:
+        return _FREE_MODEMS.format(operator="%(operator)s", online_since="%(online_since)s")
+    window = f"statement_timestamp() - interval '{int(online_seconds)} seconds'"
+    return _FREE_MODEMS.format(operator=f"'{operator}'", online_since=window)
+
+
+def _order_on_free_modem_sql(
+    operator: str, online_seconds: int, *, price: str, only_if: str = "", locking: str = ""
+) -> str:
     """INSERT ... SELECT of a pending order on the first free modem; `price` is the SQL
     for its price, `only_if` a further condition on inserting at all."""
     return f"""
 INSERT INTO {_ORDER} ({", ".join(_ORDER_COLUMNS)})
 SELECT %(buyer)s, %(application)s, m.mapping, m.id, m.reseller_id, m.phone_number,
        {price}, %(custom_user_id)s, {_PENDING}, %(now)s, %(expires_at)s
-{_FREE_MODEMS}
+{_free_modems(operator, online_seconds)}
   {only_if}
 ORDER BY m.id LIMIT 1{locking}
 ON CONFLICT DO NOTHING
@@ -177,9 +196,6 @@ def _new_order(row: Sequence[Any], **known: Any) -> Order:
     )
     order._state.adding, order._state.db = False, connection.alias
     return order
-
-
-_ANY_FREE_MODEM = f"SELECT 1 {_FREE_MODEMS} LIMIT 1"
 
 
 class Placed(NamedTuple):
@@ -225,7 +241,10 @@ def order_on_free_modem(
     """Insert a pending order on a free modem, row-locked; on PostgreSQL the same
     statement also holds the price (`billing.hold`). None: no modem is free."""
     sql = _order_on_free_modem_sql(
-        price="%(price)s", locking=_locking("FOR UPDATE OF m SKIP LOCKED")
+        operator,
+        settings.MODEM_ONLINE_SECONDS,
+        price="%(price)s",
+        locking=_locking("FOR UPDATE OF m SKIP LOCKED"),
     )
     params: dict[str, Any] = {
         "buyer": buyer_id,
@@ -236,8 +255,6 @@ def order_on_free_modem(
         "now": _db(now),
         "expires_at": _db(expires_at),
         "online_since": _db(online_since),
-        "true": True,
-        "false": False,
     }
     movement = None
     if _POSTGRES:
@@ -262,7 +279,8 @@ def order_on_free_modem(
         return Placed(order, held=movement is not None)
     # Nothing inserted: out of stock, or the pick lost a race (rare). Which?
     with connection.cursor() as cursor:
-        cursor.execute(_ANY_FREE_MODEM, params)
+        free = _free_modems(operator, settings.MODEM_ONLINE_SECONDS)
+        cursor.execute(f"SELECT 1 {free} LIMIT 1", params)
         return Placed(None) if cursor.fetchone() is not None else None
 
 
@@ -290,11 +308,19 @@ _AT_ONCE_CHECKS = f"""seen AS (
            AND o.status = {_PENDING} AND o.expires_at > %(now)s) < %(max_active)s
       {{not_scanning}}
 )"""
-_AT_ONCE_INSERT = _order_on_free_modem_sql(
-    price="(SELECT price FROM decided)",
-    only_if="AND EXISTS (SELECT FROM decided)",
-    locking=" FOR UPDATE OF m SKIP LOCKED",
-)
+
+
+@cache
+def _at_once_insert(operator: str, online_seconds: int) -> str:
+    return _order_on_free_modem_sql(
+        operator,
+        online_seconds,
+        price="(SELECT price FROM decided)",
+        only_if="AND EXISTS (SELECT FROM decided)",
+        locking=" FOR UPDATE OF m SKIP LOCKED",
+    )
+
+
 _NOT_SCANNING = (
     f"AND NOT ((SELECT COUNT(*) FROM ({_RECENT_ORDERS}) r) >= %(window)s AND "
     f"(SELECT COUNT(*) FROM ({_RECENT_ORDERS}) r WHERE r.status IN {_USED}) * 100 < "
@@ -324,7 +350,9 @@ def order_at_once(
         scale_sql="(SELECT price FROM placed)",
     )
     checks = _AT_ONCE_CHECKS.format(not_scanning=_NOT_SCANNING if settings.SCAN_GUARD else "")
-    sql = movement.statement(_AT_ONCE_INSERT, leading=checks)
+    sql = movement.statement(
+        _at_once_insert(operator, settings.MODEM_ONLINE_SECONDS), leading=checks
+    )
     params = movement.params | {
         "buyer": buyer_id,
         "application": application_id,
@@ -337,8 +365,6 @@ def order_at_once(
         "max_active": settings.MAX_ACTIVE_ORDERS,
         "window": settings.SCAN_GUARD_ORDERS,
         "min_percent": settings.SCAN_GUARD_MIN_SMS_PERCENT,
-        "true": True,
-        "false": False,
     }
     row = movement.run(sql, params)
     if row is None or row[0] is None:

@@ -3,6 +3,7 @@ and for 1,000 modems; the catalogue the same for 5 and for 50 applications; the 
 operations stay within a small fixed number of queries (savepoints counted)."""
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -12,7 +13,14 @@ from rest_framework.response import Response
 from rest_framework.test import APIClient
 
 from modems.models import Modem
-from tests.factories import Agent, ApplicationFactory, Buyer, ModemFactory, make_agent
+from tests.factories import (
+    Agent,
+    ApplicationFactory,
+    Buyer,
+    ModemFactory,
+    make_agent,
+    make_buyer,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -204,3 +212,49 @@ def test_reading_a_completed_order_with_its_messages_is_one_query_after_authenti
     body = read().json()
     assert [m["otp_code"] for m in body["messages"]] == ["111111", "222222"]
     assert body["otp_code"] == "222222" and body["status"] == "completed"
+
+
+# PostgreSQL parses and plans a statement anew each time unless it is prepared; planning
+# the order statement cost more than running it (PERFORMANCE.md). psycopg prepares what a
+# connection has run DATABASE_PREPARE_THRESHOLD times; PostgreSQL then plans it five more
+# times for the values at hand before it may settle on one plan for all values, and keeps
+# planning anew if that plan's estimate looks worse.
+PLANNED_ONCE = {
+    "order": "WITH seen AS",  # orders.statements.order_at_once
+    "cancel": "WITH cancelled AS",  # orders.statements.cancel_pending
+    "key": 'SELECT "accounts_apikey"',  # every authenticated request
+}
+
+
+@pytest.mark.postgres(why="checks PostgreSQL's plan cache")
+@pytest.mark.parametrize("scan_guard", [True, False])
+def test_the_order_path_runs_on_prepared_statements_planned_once(
+    client: APIClient, agent: Agent, settings: Any, scan_guard: bool
+) -> None:
+    settings.SCAN_GUARD = scan_guard
+    app = ApplicationFactory(prices={"normal": 3500, "promo": 4000})
+    for operator in ("normal", "promo"):
+        ModemFactory.create_batch(2, reseller=agent.user, mapping=operator)
+        # A buyer per operator: twelve orders without an SMS stay under the scan guard.
+        buyer = make_buyer(balance=100_000)
+        for _ in range(12):
+            created = client.post(
+                "/api/v1/orders",
+                {"application_id": app.pk, "operator": operator},
+                format="json",
+                **buyer.headers,
+            )
+            assert created.status_code == 201, created.json()
+            order_id = created.json()["order_id"]
+            cancelled = client.post(f"/api/v1/orders/{order_id}/cancel", **buyer.headers)
+            assert cancelled.status_code == 200, cancelled.json()
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")
+        prepared = cursor.fetchall()
+    for name, start in PLANNED_ONCE.items():
+        plans = [(g, c) for text, g, c in prepared if text.lstrip().startswith(start)]
+        # the order statement once per operator (the operator is written into its text)
+        assert len(plans) == (2 if name == "order" else 1), (name, prepared)
+        for generic, custom in plans:
+            assert generic > 0 and custom <= 5, (name, generic, custom)

@@ -140,13 +140,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
-    # Parameters bound by the server, so that psycopg prepares a statement a connection has
-    # run five times and PostgreSQL stops planning it again: planning the order path's
-    # queries cost more than running them (docs/PERFORMANCE.md). Behind a pooler in
-    # transaction mode (PgBouncer < 1.21), set DATABASE_SERVER_SIDE_BINDING=false.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-        "server_side_binding", _read("DATABASE_SERVER_SIDE_BINDING", bool, True)
-    )
+    # Parameters bound by the server, and a statement a connection has run
+    # DATABASE_PREPARE_THRESHOLD times prepared: PostgreSQL stops parsing it (and, where its
+    # generic plan is as good, planning it) again. Django leaves psycopg's prepared
+    # statements off; on the order path, parsing and planning cost more than running the
+    # statements (docs/PERFORMANCE.md). Behind a pooler in transaction mode (PgBouncer
+    # < 1.21), set DATABASE_SERVER_SIDE_BINDING=false, which turns both off.
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options.setdefault("server_side_binding", _read("DATABASE_SERVER_SIDE_BINDING", bool, True))
+    if _options["server_side_binding"]:
+        _options.setdefault(
+            "prepare_threshold", _positive_int("DATABASE_PREPARE_THRESHOLD", 5, minimum=0)
+        )
 
 # --- Cache and job queue -----------------------------------------------------------------
 REDIS_URL = _read("REDIS_URL", str, "")
