@@ -23,6 +23,7 @@ from django.utils import timezone
 from accounts.models import User
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from zerotp import errors
+from zerotp.db import prepared
 
 Kind = LedgerAccount.Kind
 TxKind = LedgerTransaction.Kind
@@ -190,7 +191,7 @@ class Movement:
         InsufficientBalance for a debit refused: the statement has then changed nothing."""
         try:
             with connection.cursor() as cursor:
-                cursor.execute(sql, params)
+                cursor.execute(prepared(sql), params)
                 return cursor.fetchone()
         except DatabaseError as exc:
             state = getattr(exc.__cause__, "sqlstate", None)

@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts.models import User
 from modems.models import Modem, Operator
 from modems.phone import PhoneNumberError, normalize_phone
+from zerotp.db import prepared
 from zerotp.text import unstorable
 
 _SYNC_FIELDS = ("phone_number", "provider", "signal", "mapping")
@@ -274,7 +275,7 @@ def _reseller_batch_lock(reseller: User) -> None:
     SQLite runs one writer at a time anyway)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(_BATCH_LOCK_POSTGRES, [reseller.pk])
+            cursor.execute(prepared(_BATCH_LOCK_POSTGRES), [reseller.pk])
 
 
 _HEARTBEAT_POSTGRES = """
@@ -319,7 +320,8 @@ def modems_heartbeat(*, reseller: User, items: list[HeartbeatItem]) -> tuple[int
                 [{"uid": r.uid, "signal": r.signal, "can_order": r.can_order} for r in rows]
             )
             cursor.execute(
-                _HEARTBEAT_POSTGRES, {"reseller": reseller.pk, "now": now, "rows": payload}
+                prepared(_HEARTBEAT_POSTGRES),
+                {"reseller": reseller.pk, "now": now, "rows": payload},
             )
         else:
             payload = json.dumps([[r.uid, r.signal, r.can_order] for r in rows])

@@ -29,6 +29,7 @@ from orders.models import (
     OrderStatus,
 )
 from orders.statements import aware
+from zerotp.db import prepared
 
 CATALOGUE_CACHE_KEY = "orders:services-catalogue:v1"
 
@@ -184,7 +185,7 @@ def order_and_messages(buyer: User, order_id: int) -> tuple[Order, list[OrderMes
     """The buyer's order and its messages (oldest first) in one query: the order joined to
     its messages and their SMS, one row per message."""
     with connection.cursor() as cursor:
-        cursor.execute(_ORDER_READ_SQL, [order_id, buyer.pk])
+        cursor.execute(prepared(_ORDER_READ_SQL), [order_id, buyer.pk])
         rows = cursor.fetchall()
     if not rows:
         return None

@@ -30,6 +30,7 @@ from orders.models import (
     Order,
     OrderStatus,
 )
+from zerotp.db import prepared
 
 _ORDER = Order._meta.db_table
 _OPEN = "('{}', '{}')".format(*OPEN_STATUSES)
@@ -104,7 +105,7 @@ def order_context(
         "window": settings.SCAN_GUARD_ORDERS,
     }
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(prepared(sql), params)
         row = cursor.fetchone()
     if row is None:
         return None
@@ -218,7 +219,7 @@ def _first_row(
     if movement is not None:
         return movement.run(movement.statement(sql), params | movement.params)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(prepared(sql), params)
         return cursor.fetchone()
 
 
@@ -437,7 +438,7 @@ _LOCK_MODEM = (
 def lock_modem(*, reseller_id: int, uid: str) -> tuple[int, str | None] | None:
     """(id, phone number) of the reseller's modem, row-locked: one modem's SMS queue here."""
     with connection.cursor() as cursor:
-        cursor.execute(_LOCK_MODEM + _locking("FOR UPDATE"), [reseller_id, uid])
+        cursor.execute(prepared(_LOCK_MODEM + _locking("FOR UPDATE")), [reseller_id, uid])
         return cursor.fetchone()
 
 
@@ -464,7 +465,7 @@ def duplicate_sms(
         by_message_id = " OR (reseller_id = %s AND message_id = %s)"
         params += [reseller_id, message_id]
     with connection.cursor() as cursor:
-        cursor.execute(_DUPLICATE.format(by_message_id=by_message_id), params)
+        cursor.execute(prepared(_DUPLICATE.format(by_message_id=by_message_id)), params)
         row = cursor.fetchone()
     return row[0] if row else None
 
@@ -494,7 +495,8 @@ def open_orders_on_line(
     it from modem to modem); a modem whose number is unknown only has its own orders."""
     line, value = ("phone_number", phone_number) if phone_number else ("modem_id", modem_id)
     with connection.cursor() as cursor:
-        cursor.execute(_OPEN_ON_LINE.format(line=line), [value, _db(now), _db(received_at)])
+        sql = prepared(_OPEN_ON_LINE.format(line=line))
+        cursor.execute(sql, [value, _db(now), _db(received_at)])
         rows = cursor.fetchall()
     orders = []
     ends = (len(_ORDER_FIELDS), len(_ORDER_FIELDS) + len(_APPLICATION_FIELDS))
@@ -528,7 +530,7 @@ def insert_sms(**values: Any) -> InboundSms | None:
     row = [values[column] for column in _SMS_COLUMNS]
     row[6:8] = [_db(values["received_at"]), _db(values["created_at"])]
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT_SMS, row)
+        cursor.execute(prepared(_INSERT_SMS), row)
         inserted = cursor.fetchone()
     if inserted is None:
         return None
@@ -549,5 +551,5 @@ def complete_pending(*, order_id: int, share: int, otp: str, text: str, now: dat
     or its time is up."""
     stamp = _db(now)
     with connection.cursor() as cursor:
-        cursor.execute(_COMPLETE, [stamp, share, otp, text, order_id, stamp])
+        cursor.execute(prepared(_COMPLETE), [stamp, share, otp, text, order_id, stamp])
         return cursor.rowcount == 1

@@ -140,17 +140,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
-    # Parameters bound by the server, and a statement a connection has run
-    # DATABASE_PREPARE_THRESHOLD times prepared: PostgreSQL stops parsing it (and, where its
-    # generic plan is as good, planning it) again. Django leaves psycopg's prepared
-    # statements off; on the order path, parsing and planning cost more than running the
-    # statements (docs/PERFORMANCE.md). Behind a pooler in transaction mode (PgBouncer
-    # < 1.21), set DATABASE_SERVER_SIDE_BINDING=false, which turns both off.
-    _options = DATABASES["default"].setdefault("OPTIONS", {})
-    _options.setdefault("server_side_binding", _read("DATABASE_SERVER_SIDE_BINDING", bool, True))
-    if _options["server_side_binding"]:
-        _options.setdefault(
-            "prepare_threshold", _positive_int("DATABASE_PREPARE_THRESHOLD", 5, minimum=0)
+    # Parameters bound by the server, and the hot paths' hand-written statements
+    # prepared on a connection's first use of them (zerotp.db.prepared): PostgreSQL then
+    # stops parsing them and, once a plan for all parameter values proves as good, planning
+    # them; on the order path that cost more than running them (docs/PERFORMANCE.md).
+    # Behind a pooler in transaction mode (PgBouncer < 1.21), set
+    # DATABASE_SERVER_SIDE_BINDING=false, which turns both off.
+    if _read("DATABASE_SERVER_SIDE_BINDING", bool, True):
+        from zerotp.db import PREPARE_THRESHOLD, PreparingCursor
+
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            {
+                "server_side_binding": True,
+                "cursor_factory": PreparingCursor,
+                "prepare_threshold": PREPARE_THRESHOLD,
+            }
         )
 
 # --- Cache and job queue -----------------------------------------------------------------

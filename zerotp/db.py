@@ -1,0 +1,42 @@
+"""Prepared statements for the hot paths' hand-written SQL (PostgreSQL).
+
+Django leaves psycopg's prepared statements off, so PostgreSQL parses and plans every
+statement each time it runs it. For the statements the hot paths write out (the order and
+SMS statements, the one-statement ledger movements, the batch heartbeat) that cost more
+than running them (docs/PERFORMANCE.md). `prepared(sql)` marks such a statement; the
+cursor class below, which settings.py hands Django on PostgreSQL, prepares a marked
+statement the first time a connection runs it. PostgreSQL then plans it five times for
+the values at hand, and keeps one plan for all values from then on if that plan looks as
+good (tests/test_query_budgets.py checks the order path's do).
+
+Nothing else is prepared: a plan made for all values would not suit the ORM's long IN
+lists (each row's value searched through the list one by one) or filters on booleans that
+partial indexes depend on. A statement marked here must be such that one plan suits all
+its values, and its text must not change with the values (they go in as parameters).
+"""
+
+from django.db.backends.postgresql.base import ServerBindingCursor
+
+_PREPARED: set[str] = set()
+
+
+def prepared(sql: str) -> str:
+    """Mark `sql` to be prepared on each connection that runs it; returns it unchanged."""
+    _PREPARED.add(sql)
+    return sql
+
+
+# psycopg prepares nothing while its threshold is None (Django's setting), not even what
+# is asked for; past this many runs it would prepare any statement by itself, which no
+# statement here reaches: every execute below says whether to prepare.
+PREPARE_THRESHOLD = 2**62
+
+
+class PreparingCursor(ServerBindingCursor):
+    """Django's server-binding cursor, preparing the statements `prepared` marked and no
+    others."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):  # type: ignore[no-untyped-def]
+        if prepare is None:
+            prepare = isinstance(query, str) and query in _PREPARED
+        return super().execute(query, params, prepare=prepare, binary=binary)
