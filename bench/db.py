@@ -41,11 +41,15 @@ class Database:
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name))
         )
 
-    def vacuum(self) -> None:
-        """Clear the dead row versions a write scenario left, so that the next scenario
-        (and its baseline) does not walk them: autovacuum would, given a minute."""
+    def settle(self) -> None:
+        """Before a measurement: clear the dead row versions a write scenario left, so that
+        the next scenario (and its baseline) does not walk them (autovacuum would, given a
+        minute), and write out what the seed or the last scenario left in memory. Without
+        the CHECKPOINT, the seed's gigabyte of writes goes to disk over the next minutes,
+        spread by PostgreSQL, while the seeded database's scenarios are measured."""
         with self.connect(autocommit=True) as conn:
             conn.execute("VACUUM")
+            conn.execute("CHECKPOINT")
 
     def server_version(self) -> str:
         with self.connect(autocommit=True, dbname="postgres") as conn:

@@ -175,6 +175,7 @@ class Suite:
         fixture_path = self.workdir / f"{name}.json"
         seeded.fixture.save(fixture_path)
         findings = self.explain(name, env, fixture_path) if explain else ""
+        self.db.settle()
         db_run = self.measure(name, sizes, seeded, env)
         return db_run, findings
 
@@ -238,7 +239,7 @@ class Suite:
                 )
                 db_run.baselines.append(around)
                 db_run.rows.append(Row(measured, (around, around)))
-                self.db.vacuum()
+                self.db.settle()
         return db_run
 
     def explain(self, name: str, env: dict[str, str], fixture_path: Path) -> str:
@@ -313,9 +314,10 @@ class Suite:
             "over the scenario's, i.e. the throughput ratio the machine would give if the bench "
             "had it to itself and every scenario were CPU-bound. **Others' CPU** is the share "
             "of the whole machine that other processes used during the measurement. When it is "
-            "high, a neighbour was busy: trust the CPU ratio over the throughput ratio. Between "
-            "scenarios the database is VACUUMed, so that one scenario's dead rows do not slow "
-            "the next.",
+            "high, a neighbour was busy: trust the CPU ratio over the throughput ratio. Before "
+            "the first scenario and between scenarios the database is VACUUMed and "
+            "CHECKPOINTed, so that one scenario's dead rows do not slow the next and the "
+            "seed's writes do not go to disk during the measurements.",
             "",
         ]
         for db_section in sections:
