@@ -56,6 +56,10 @@ HOW_THE_HOT_PATHS_RUN = [
     "and callback settings), SMS insert, completion, capture and message: written SQL, "
     "the capture one statement.",
     "- **Order status**: one written query joins the order, its messages and their SMS.",
+    "- **Catalogue**: one cached copy for every worker, for two seconds; when it is due, "
+    "one worker computes the next (the stock query is a few hundred milliseconds on the "
+    "seeded database) while the others answer with the copy, instead of every worker "
+    "computing it at once.",
     "- **Everywhere on PostgreSQL**: parameters are bound by the server, and the hot "
     "paths' hand-written statements (order, cancel, SMS, ledger movements, heartbeat, "
     "order status) are prepared on a connection's first use (`zerotp/db.py`; Django "

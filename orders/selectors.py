@@ -1,5 +1,6 @@
 """Reads that need thought: which modems are free, the catalogue with its stock."""
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -31,7 +32,9 @@ from orders.models import (
 from orders.statements import aware
 from zerotp.db import prepared
 
-CATALOGUE_CACHE_KEY = "orders:services-catalogue:v1"
+CATALOGUE_CACHE_KEY = "orders:services-catalogue:v2"  # (computed at, catalogue)
+CATALOGUE_REFRESH_KEY = "orders:services-catalogue:refreshing"
+_clock = time.time  # the catalogue copy's age; tests move it
 
 # Pairs (application, orderable modem) that cannot be handed out: the number already
 # served the application (at most once: it is never offered again), or, for a number not
@@ -96,15 +99,30 @@ def _stock_table() -> Callable[[int, str], int]:
 
 def services_catalogue() -> list[dict[str, Any]]:
     """Every enabled application with price and physical stock per operator, cached for
-    CATALOGUE_CACHE_SECONDS (a couple of seconds: never stale past that)."""
+    CATALOGUE_CACHE_SECONDS (a couple of seconds).
+
+    When the copy is due, one worker computes the next while the others go on answering
+    with it, rather than all of them computing the same stock at once (on a database with
+    a long history that is a few hundred milliseconds each). So an answer is at most
+    CATALOGUE_CACHE_SECONDS old plus the time one computation takes; should that one fail
+    or hang, the copy expires at twice CATALOGUE_CACHE_SECONDS and whoever asks next
+    computes it."""
     ttl = settings.CATALOGUE_CACHE_SECONDS
-    if ttl:
-        cached = cache.get(CATALOGUE_CACHE_KEY)
-        if cached is not None:
-            return cached
-    catalogue = _catalogue_now()
-    if ttl:
-        cache.set(CATALOGUE_CACHE_KEY, catalogue, timeout=ttl)
+    if not ttl:
+        return _catalogue_now()
+    entry = cache.get(CATALOGUE_CACHE_KEY)
+    if entry is not None:
+        computed_at, catalogue = entry
+        if _clock() - computed_at < ttl:
+            return catalogue
+        if not cache.add(CATALOGUE_REFRESH_KEY, True, timeout=ttl):
+            return catalogue  # another worker is computing the next copy
+    started = _clock()
+    try:
+        catalogue = _catalogue_now()
+        cache.set(CATALOGUE_CACHE_KEY, (started, catalogue), timeout=2 * ttl)
+    finally:
+        cache.delete(CATALOGUE_REFRESH_KEY)
     return catalogue
 
 

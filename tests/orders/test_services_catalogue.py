@@ -213,3 +213,73 @@ def test_the_number_of_queries_does_not_grow_with_the_applications(
         counts.append(len(queries))
 
     assert counts[0] == counts[1], counts
+
+
+class TestTheCachedCopy:
+    """CATALOGUE_CACHE_SECONDS: one copy for every worker; when it is due, one worker
+    computes the next while the others answer with it."""
+
+    @pytest.fixture(autouse=True)
+    def cached(self, settings: Any, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+        from django.core.cache import cache
+
+        from orders import selectors
+
+        settings.CATALOGUE_CACHE_SECONDS = 2
+        cache.clear()
+        now = [1_000_000.0]
+        monkeypatch.setattr(selectors, "_clock", lambda: now[0])
+        return now
+
+    def stock_of(self, client: APIClient, app: Application) -> int:
+        return entry(client, app)["stock"]
+
+    def test_it_is_answered_until_due_then_computed_again(
+        self, client: APIClient, agent: Agent, cached: list[float]
+    ) -> None:
+        app = ApplicationFactory(prices={"normal": 3000})
+        ModemFactory(reseller=agent.user)
+        assert self.stock_of(client, app) == 1
+        ModemFactory(reseller=agent.user)
+
+        cached[0] += 1.9
+        assert self.stock_of(client, app) == 1  # the copy, 1.9 s old
+        cached[0] += 0.2
+        assert self.stock_of(client, app) == 2  # due: computed again
+
+    def test_a_due_copy_is_answered_while_another_worker_computes_the_next(
+        self, client: APIClient, agent: Agent, cached: list[float]
+    ) -> None:
+        from django.core.cache import cache
+
+        from orders.selectors import CATALOGUE_REFRESH_KEY
+
+        app = ApplicationFactory(prices={"normal": 3000})
+        ModemFactory(reseller=agent.user)
+        assert self.stock_of(client, app) == 1
+        ModemFactory(reseller=agent.user)
+        cached[0] += 2.5
+        assert cache.add(CATALOGUE_REFRESH_KEY, True)  # another worker is computing
+
+        with CaptureQueriesContext(connection) as captured:
+            assert self.stock_of(client, app) == 1
+        assert not [q for q in captured.captured_queries if "modems_modem" in q["sql"]]
+
+        cache.delete(CATALOGUE_REFRESH_KEY)  # it is done (or gave up)
+        assert self.stock_of(client, app) == 2
+
+    def test_without_a_copy_every_worker_computes(
+        self, client: APIClient, agent: Agent, cached: list[float]
+    ) -> None:
+        from django.core.cache import cache
+
+        from orders.selectors import CATALOGUE_CACHE_KEY, CATALOGUE_REFRESH_KEY
+
+        app = ApplicationFactory(prices={"normal": 3000})
+        ModemFactory(reseller=agent.user)
+        assert self.stock_of(client, app) == 1
+        ModemFactory(reseller=agent.user)
+        cache.add(CATALOGUE_REFRESH_KEY, True)
+        cache.delete(CATALOGUE_CACHE_KEY)  # expired: twice CATALOGUE_CACHE_SECONDS
+
+        assert self.stock_of(client, app) == 2
