@@ -3,13 +3,16 @@
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from modems.models import Modem
+from orders import selectors
 from orders.models import Application, Order
+from orders.selectors import CATALOGUE_CACHE_KEY, CATALOGUE_REFRESH_KEY
 from orders.services import order_create, order_finish, sms_receive
 from tests.factories import Agent, ApplicationFactory, Buyer, ModemFactory, offline_since
 
@@ -221,10 +224,6 @@ class TestTheCachedCopy:
 
     @pytest.fixture(autouse=True)
     def cached(self, settings: Any, monkeypatch: pytest.MonkeyPatch) -> list[float]:
-        from django.core.cache import cache
-
-        from orders import selectors
-
         settings.CATALOGUE_CACHE_SECONDS = 2
         cache.clear()
         now = [1_000_000.0]
@@ -234,30 +233,26 @@ class TestTheCachedCopy:
     def stock_of(self, client: APIClient, app: Application) -> int:
         return entry(client, app)["stock"]
 
-    def test_it_is_answered_until_due_then_computed_again(
-        self, client: APIClient, agent: Agent, cached: list[float]
-    ) -> None:
+    @pytest.fixture
+    def app(self, client: APIClient, agent: Agent) -> Application:
+        """An application whose stock was 1 when the copy was made, and is 2 now."""
         app = ApplicationFactory(prices={"normal": 3000})
         ModemFactory(reseller=agent.user)
         assert self.stock_of(client, app) == 1
         ModemFactory(reseller=agent.user)
+        return app
 
+    def test_it_is_answered_until_due_then_computed_again(
+        self, client: APIClient, app: Application, cached: list[float]
+    ) -> None:
         cached[0] += 1.9
         assert self.stock_of(client, app) == 1  # the copy, 1.9 s old
         cached[0] += 0.2
         assert self.stock_of(client, app) == 2  # due: computed again
 
     def test_a_due_copy_is_answered_while_another_worker_computes_the_next(
-        self, client: APIClient, agent: Agent, cached: list[float]
+        self, client: APIClient, app: Application, cached: list[float]
     ) -> None:
-        from django.core.cache import cache
-
-        from orders.selectors import CATALOGUE_REFRESH_KEY
-
-        app = ApplicationFactory(prices={"normal": 3000})
-        ModemFactory(reseller=agent.user)
-        assert self.stock_of(client, app) == 1
-        ModemFactory(reseller=agent.user)
         cached[0] += 2.5
         assert cache.add(CATALOGUE_REFRESH_KEY, True)  # another worker is computing
 
@@ -269,16 +264,8 @@ class TestTheCachedCopy:
         assert self.stock_of(client, app) == 2
 
     def test_without_a_copy_every_worker_computes(
-        self, client: APIClient, agent: Agent, cached: list[float]
+        self, client: APIClient, app: Application
     ) -> None:
-        from django.core.cache import cache
-
-        from orders.selectors import CATALOGUE_CACHE_KEY, CATALOGUE_REFRESH_KEY
-
-        app = ApplicationFactory(prices={"normal": 3000})
-        ModemFactory(reseller=agent.user)
-        assert self.stock_of(client, app) == 1
-        ModemFactory(reseller=agent.user)
         cache.add(CATALOGUE_REFRESH_KEY, True)
         cache.delete(CATALOGUE_CACHE_KEY)  # expired: twice CATALOGUE_CACHE_SECONDS
 
