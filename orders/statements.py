@@ -182,21 +182,49 @@ ON CONFLICT DO NOTHING
 RETURNING id, modem_id, reseller_id, phone_number, price"""
 
 
-def _new_order(row: Sequence[Any], **known: Any) -> Order:
-    """The order such an INSERT returned, as Order.objects.create() leaves it: the
-    columns not set hold their defaults."""
-    order_id, modem_id, reseller_id, phone_number, price = row[:5]
-    order = Order(
-        id=order_id,
-        modem_id=modem_id,
-        reseller_id=reseller_id,
-        phone_number=phone_number,
-        price=price,
-        status=OrderStatus.PENDING,
-        **known,
-    )
-    order._state.adding, order._state.db = False, connection.alias
-    return order
+class _Wanted(NamedTuple):
+    """An order as asked for: what both ways of inserting it bind, and the Order they
+    return."""
+
+    buyer_id: int
+    application_id: int
+    operator: str
+    custom_user_id: str | None
+    now: datetime
+    expires_at: datetime
+    online_since: datetime
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "buyer": self.buyer_id,
+            "application": self.application_id,
+            "operator": self.operator,
+            "custom_user_id": self.custom_user_id,
+            "now": _db(self.now),
+            "expires_at": _db(self.expires_at),
+            "online_since": _db(self.online_since),
+        }
+
+    def order(self, row: Sequence[Any]) -> Order:
+        """The order the INSERT returned, as Order.objects.create() leaves it: the
+        columns not set hold their defaults."""
+        order_id, modem_id, reseller_id, phone_number, price = row[:5]
+        order = Order(
+            id=order_id,
+            modem_id=modem_id,
+            reseller_id=reseller_id,
+            phone_number=phone_number,
+            price=price,
+            status=OrderStatus.PENDING,
+            buyer_id=self.buyer_id,
+            application_id=self.application_id,
+            operator=self.operator,
+            custom_user_id=self.custom_user_id,
+            created_at=self.now,
+            expires_at=self.expires_at,
+        )
+        order._state.adding, order._state.db = False, connection.alias
+        return order
 
 
 class Placed(NamedTuple):
@@ -241,22 +269,11 @@ def order_on_free_modem(
 ) -> Placed | None:
     """Insert a pending order on a free modem, row-locked; on PostgreSQL the same
     statement also holds the price (`billing.hold`). None: no modem is free."""
-    sql = _order_on_free_modem_sql(
-        operator,
-        settings.MODEM_ONLINE_SECONDS,
-        price="%(price)s",
-        locking=_locking("FOR UPDATE OF m SKIP LOCKED"),
+    wanted = _Wanted(
+        buyer_id, application_id, operator, custom_user_id, now, expires_at, online_since
     )
-    params: dict[str, Any] = {
-        "buyer": buyer_id,
-        "application": application_id,
-        "operator": operator,
-        "price": price,
-        "custom_user_id": custom_user_id,
-        "now": _db(now),
-        "expires_at": _db(expires_at),
-        "online_since": _db(online_since),
-    }
+    sql = _on_free_modem_insert(operator, settings.MODEM_ONLINE_SECONDS)
+    params = wanted.params() | {"price": price}
     movement = None
     if _POSTGRES:
         movement = billing.movement_ctes(
@@ -268,21 +285,22 @@ def order_on_free_modem(
         )
     row = _first_row(sql, params, movement)
     if row is not None and row[0] is not None:
-        order = _new_order(
-            row,
-            buyer_id=buyer_id,
-            application_id=application_id,
-            operator=operator,
-            custom_user_id=custom_user_id,
-            created_at=now,
-            expires_at=expires_at,
-        )
-        return Placed(order, held=movement is not None)
+        return Placed(wanted.order(row), held=movement is not None)
     # Nothing inserted: out of stock, or the pick lost a race (rare). Which?
     with connection.cursor() as cursor:
         free = _free_modems(operator, settings.MODEM_ONLINE_SECONDS)
         cursor.execute(f"SELECT 1 {free} LIMIT 1", params)
         return Placed(None) if cursor.fetchone() is not None else None
+
+
+@cache
+def _on_free_modem_insert(operator: str, online_seconds: int) -> str:
+    return _order_on_free_modem_sql(
+        operator,
+        online_seconds,
+        price="%(price)s",
+        locking=_locking("FOR UPDATE OF m SKIP LOCKED"),
+    )
 
 
 # The order made in one statement, with no transaction around it (PostgreSQL): what
@@ -354,31 +372,23 @@ def order_at_once(
     sql = movement.statement(
         _at_once_insert(operator, settings.MODEM_ONLINE_SECONDS), leading=checks
     )
-    params = movement.params | {
-        "buyer": buyer_id,
-        "application": application_id,
-        "operator": operator,
-        "custom_user_id": custom_user_id,
-        "now": _db(now),
-        "expires_at": _db(expires_at),
-        "online_since": _db(online_since),
-        "since": _db(since),
-        "max_active": settings.MAX_ACTIVE_ORDERS,
-        "window": settings.SCAN_GUARD_ORDERS,
-        "min_percent": settings.SCAN_GUARD_MIN_SMS_PERCENT,
-    }
+    wanted = _Wanted(
+        buyer_id, application_id, operator, custom_user_id, now, expires_at, online_since
+    )
+    params = (
+        movement.params
+        | wanted.params()
+        | {
+            "since": _db(since),
+            "max_active": settings.MAX_ACTIVE_ORDERS,
+            "window": settings.SCAN_GUARD_ORDERS,
+            "min_percent": settings.SCAN_GUARD_MIN_SMS_PERCENT,
+        }
+    )
     row = movement.run(sql, params)
     if row is None or row[0] is None:
         return None
-    return _new_order(
-        row,
-        buyer_id=buyer_id,
-        application_id=application_id,
-        operator=operator,
-        custom_user_id=custom_user_id,
-        created_at=now,
-        expires_at=expires_at,
-    )
+    return wanted.order(row)
 
 
 # A cancel that won: the order was the buyer's, pending and not yet past its time.
