@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from agent.at import AtChannel, AtError, AtTimeout, PortGone
 from agent.delivery import Deliverer
@@ -197,7 +198,10 @@ class ModemWorker(threading.Thread):
                     uid=state.uid, phone=state.phone or "", pdu=pdu, error=str(exc)
                 )
             else:
-                received_at, replaced = received_time(sms.timestamp, self.agent.server.now())
+                # The SMSC stamp has whole seconds: the end of that second, so that a code
+                # sent in the order's own second is not taken for an older SMS.
+                stamp_end = sms.timestamp + timedelta(microseconds=999_999)
+                received_at, replaced = received_time(stamp_end, self.agent.server.now())
                 if replaced:
                     log.warning(
                         "modem %s: SMSC time %s is off by more than 5 min; reporting %s",
