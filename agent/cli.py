@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import __version__
+from agent.modem import MAPPINGS
 
 log = logging.getLogger("zerotp.agent")
 
@@ -112,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--heartbeat-seconds", type=float, help="default 30")
     simulate.add_argument(
         "--mapping",
-        choices=("normal", "promo", "special"),
+        choices=MAPPINGS,
         help="operator pool of the virtual modems (default normal)",
     )
 

@@ -19,7 +19,8 @@ MAX_BACKOFF_SECONDS = 60.0
 
 def backoff(attempts: int) -> float:
     """1, 2, 4, ... 60 s after the 1st, 2nd, 3rd, ... failed try."""
-    return min(MAX_BACKOFF_SECONDS, 2.0 ** max(0, attempts - 1))
+    # The exponent is capped too: 2.0 ** 1024 overflows (a message ~17 h in retry).
+    return min(MAX_BACKOFF_SECONDS, 2.0 ** min(max(0, attempts - 1), 16))
 
 
 class Deliverer(threading.Thread):
@@ -42,13 +43,13 @@ class Deliverer(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
+            self.wake.clear()  # before the pass: a wake-up during it brings another at once
             try:
                 self.outbox.assemble_due()
                 self.deliver_due()
             except Exception:  # a bug must not end delivery: log it and go on
                 log.exception("delivery: unexpected error")
             self.wake.wait(1.0)
-            self.wake.clear()
 
     def deliver_due(self) -> int:
         """One pass over the due messages; returns how many were settled (sent or dead)."""

@@ -90,12 +90,17 @@ def iso(moment: datetime) -> str:
 STAMP_TOLERANCE_SECONDS = 300.0
 
 
-def received_time(stamp: datetime, seen_at: float) -> tuple[str, bool]:
+def received_time(
+    stamp: datetime, seen_at: float, *, may_be_late: bool = False
+) -> tuple[str, bool]:
     """The `received_at` to report: the SMSC stamp in UTC, unless it is more than five
     minutes from `seen_at` (the server's time when the SMS reached us), which then stands in.
     The server never matches an SMS to an order created after it, so a wrong clock on a modem
-    or network must not decide. Returns (ISO time, whether the stamp was replaced)."""
-    if abs(stamp.timestamp() - seen_at) > STAMP_TOLERANCE_SECONDS:
+    or network must not decide. `may_be_late`: the SMS may have waited before it reached us
+    (SMSGate retries for days), so an old stamp is kept and only one from the future is
+    replaced. Returns (ISO time, whether the stamp was replaced)."""
+    drift = stamp.timestamp() - seen_at
+    if drift > STAMP_TOLERANCE_SECONDS or (-drift > STAMP_TOLERANCE_SECONDS and not may_be_late):
         return iso(datetime.fromtimestamp(seen_at, timezone.utc)), True
     return iso(stamp), False
 
@@ -338,8 +343,9 @@ class Outbox:
         with self._transaction() as db:
             self._insert_message(db, uid, phone, "", pdu, pdu, stamp, True)
             db.execute(
-                "UPDATE messages SET state = 'dead', answer = ? WHERE message_id = ?",
-                (f"undecodable PDU: {error}", message_id(uid, "", pdu, pdu)),
+                "UPDATE messages SET state = 'dead', answer = ?, done_at = coalesce(done_at, ?)"
+                " WHERE message_id = ?",
+                (f"undecodable PDU: {error}", time.time(), message_id(uid, "", pdu, pdu)),
             )
 
     # --- what `status` shows ---------------------------------------------------------------

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,20 +18,39 @@ from typing import Any
 import pytest
 import requests
 from django.conf import settings
+from django.db import OperationalError
 
 from agent.virtual_modem import VirtualModem
+
+
+def read(query: Callable[[], Any]) -> Any:
+    """One ORM read while the agent talks to the live server (see `eventually`)."""
+    return eventually(lambda: (query(),))[0]
 
 
 def eventually(check: Callable[[], Any], *, timeout: float = 15.0, what: str = "") -> Any:
     """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
-        value = check()
+        try:
+            value = check()
+        except (OperationalError, Unavailable):
+            value = None  # SQLite's shared in-memory test database: a table locked a moment
         if value:
             return value
         if time.monotonic() > deadline:
             pytest.fail(f"not within {timeout:.0f} s: {what or check}")
         time.sleep(0.2)
+
+
+class Unavailable(Exception):
+    """503: the test server's SQLite table was locked by a concurrent request; try again."""
+
+
+def _json(response: requests.Response) -> Any:
+    if response.status_code == 503:
+        raise Unavailable(response.text)
+    return response.json()
 
 
 class Gate:
@@ -230,26 +250,35 @@ class Site:
         self.base = base
 
     def stock(self, application_id: int, operator: str = "normal") -> int:
-        services = requests.get(f"{self.base}/api/v1/services", timeout=10).json()
+        services = _json(requests.get(f"{self.base}/api/v1/services", timeout=10))
         entry = next(item for item in services if item["id"] == application_id)
         return entry["operators"][operator]["stock"]
 
     def order(self, key: str, application_id: int) -> dict[str, Any]:
-        response = requests.post(
-            f"{self.base}/api/v1/orders",
-            json={"application_id": application_id, "operator": "normal"},
-            headers={"X-API-KEY": key},
-            timeout=10,
-        )
-        assert response.status_code == 201, response.text
-        return response.json()
+        # An Idempotency-Key makes the retry after a 503 safe.
+        headers = {"X-API-KEY": key, "Idempotency-Key": uuid.uuid4().hex}
+
+        def place() -> Any:
+            return _json(
+                requests.post(
+                    f"{self.base}/api/v1/orders",
+                    json={"application_id": application_id, "operator": "normal"},
+                    headers=headers,
+                    timeout=10,
+                )
+            )
+
+        body = eventually(place, what="the order placed")
+        assert "order_id" in body, body
+        return body
 
     def order_status(self, key: str, order_id: int) -> dict[str, Any]:
         response = requests.get(
             f"{self.base}/api/v1/orders/{order_id}", headers={"X-API-KEY": key}, timeout=10
         )
+        body = _json(response)
         assert response.status_code == 200, response.text
-        return response.json()
+        return body
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from billing.services import wallet_balance
 from modems.models import InboundSms, Modem
 from orders.models import Order
-from tests.agent.conftest import eventually
+from tests.agent.conftest import eventually, read
 from tests.factories import ApplicationFactory, make_agent, make_buyer
 
 pytestmark = [
@@ -64,9 +64,9 @@ def test_an_order_completes_from_a_multipart_ucs2_sms_with_an_emoji(
     assert done["otp_code"] == "482913"
     assert done["sms_text"] == text
     assert modem.stored() == {}, "the SIM is emptied"
-    assert InboundSms.objects.get().text == text
-    assert wallet_balance(reseller.user) == SHARE
-    assert "order %d, code 482913" % order["order_id"] in agent.output()
+    assert read(lambda: InboundSms.objects.get().text) == text
+    assert read(lambda: wallet_balance(reseller.user)) == SHARE
+    assert f"order {order['order_id']}, code 482913" in agent.output()
 
 
 def test_sms_arriving_while_the_server_is_down_leave_the_sim_and_are_delivered_once(
@@ -85,7 +85,7 @@ def test_sms_arriving_while_the_server_is_down_leave_the_sim_and_are_delivered_o
         by_phone[order["phone_number"]].deliver("WhatsApp", f"Kode WhatsApp Anda: 11{n}-22{n}")
     eventually(lambda: not first.stored() and not second.stored(), what="the SIMs emptied")
     eventually(lambda: agent.outbox().get("waiting") == 2, what="two SMS in the outbox")
-    assert InboundSms.objects.count() == 0
+    assert read(lambda: InboundSms.objects.count()) == 0
 
     time.sleep(max(0.0, 30 - (time.monotonic() - down_at)))
     gate.up()
@@ -97,8 +97,8 @@ def test_sms_arriving_while_the_server_is_down_leave_the_sim_and_are_delivered_o
         )
         assert done["otp_code"] == f"11{n}22{n}"
     eventually(lambda: agent.outbox().get("sent") == 2, what="the outbox settled")
-    assert InboundSms.objects.count() == 2
-    assert wallet_balance(reseller.user) == 2 * SHARE
+    assert read(lambda: InboundSms.objects.count()) == 2
+    assert read(lambda: wallet_balance(reseller.user)) == 2 * SHARE
 
 
 def test_an_agent_killed_with_an_sms_in_its_outbox_delivers_it_once_after_a_restart(
@@ -124,8 +124,8 @@ def test_an_agent_killed_with_an_sms_in_its_outbox_delivers_it_once_after_a_rest
     done = eventually(lambda: completed(site, buyer.key, order["order_id"]), what="the code")
     assert done["otp_code"] == "314159"
     eventually(lambda: restarted.outbox() == {"sent": 1}, what="the outbox settled")
-    assert InboundSms.objects.count() == 1
-    assert wallet_balance(reseller.user) == SHARE
+    assert read(lambda: InboundSms.objects.count()) == 1
+    assert read(lambda: wallet_balance(reseller.user)) == SHARE
 
 
 def test_an_sms_read_again_after_a_crash_before_its_deletion_is_posted_once(
@@ -146,8 +146,8 @@ def test_an_sms_read_again_after_a_crash_before_its_deletion_is_posted_once(
     eventually(lambda: not modem.stored(), what="the SIM emptied")
     time.sleep(2)
     assert agent.outbox() == {"sent": 1}
-    assert InboundSms.objects.count() == 1
-    assert wallet_balance(reseller.user) == SHARE
+    assert read(lambda: InboundSms.objects.count()) == 1
+    assert read(lambda: wallet_balance(reseller.user)) == SHARE
 
 
 def test_an_unplugged_modem_leaves_the_stock_and_the_others_keep_working(
@@ -218,4 +218,4 @@ def test_orders_of_other_modems_are_untouched(live_server, site, modems, run_age
     modem.deliver("TELKOMSEL", "Sisa kuota Anda 2 GB, berlaku s.d. 31-12-2026.")
     sms = eventually(lambda: InboundSms.objects.first(), what="the SMS stored")
     assert sms.sender == "TELKOMSEL"
-    assert not Order.objects.exists()
+    assert not read(lambda: Order.objects.exists())
