@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format venv clean-db bench
+.PHONY: run test lint format venv clean-db bench agent
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || "$$(scripts/python.sh)" -m venv $(VENV)
@@ -36,3 +36,7 @@ clean-db:
 ## Benchmark on PostgreSQL under gunicorn (see docs/PERFORMANCE.md); BENCH_ARGS=--help for flags.
 bench: $(STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+## The reseller's agent as one file, dist/zerotp-agent.pyz (any Python 3.10+); the reseller page offers it.
+agent: $(STAMP)
+	$(PY) scripts/build_agent.py $(AGENT_ARGS)

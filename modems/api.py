@@ -1,4 +1,5 @@
-"""The modem-pool agent API (`X-AGENT-KEY`): sync, heartbeat, inbound SMS."""
+"""The modem-pool agent API (`X-AGENT-KEY`): sync, heartbeat, inbound SMS, and the open
+orders its numbers are waiting on (read from orders: this module is the roof)."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,8 @@ from accounts.api import AgentView
 from modems.models import Operator
 from modems.phone import PhoneNumberError, normalize_phone
 from modems.services import ItemError, heartbeat_items, modems_heartbeat, modems_sync
+from orders.representation import open_order_data
+from orders.selectors import OPEN_ORDERS_MAX, open_orders_on_modems_of
 from orders.services import sms_receive
 from zerotp import errors
 from zerotp.api import StrictCharField, error_responses, json_object, validated
@@ -195,3 +198,32 @@ class InboundSmsView(AgentView):
             received_at=_received_at(data.get("received_at")),
         )
         return Response(result.as_dict())
+
+
+class OpenOrderSerializer(serializers.Serializer):
+    order_id = serializers.IntegerField()
+    uid = serializers.CharField(help_text="The modem holding the number (the agent's name for it).")
+    phone_number = serializers.CharField()
+    application_id = serializers.IntegerField()
+    application = serializers.CharField(help_text="The application's name, e.g. WhatsApp.")
+    operator = serializers.ChoiceField(choices=Operator.choices)
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+
+
+OpenOrdersSerializer = inline_serializer("OpenOrders", {"orders": OpenOrderSerializer(many=True)})
+
+
+class OpenOrdersView(AgentView):
+    @extend_schema(
+        operation_id="modem_orders",
+        summary="The pending orders on the reseller's modems: which number waits for which SMS",
+        description=(
+            "Orders still waiting for their SMS (status pending, not past expires_at) on the "
+            f"modems of the key's reseller, oldest first, at most {OPEN_ORDERS_MAX}."
+        ),
+        responses={200: OpenOrdersSerializer, **error_responses(401, 403)},
+    )
+    def get(self, request: Request) -> Response:
+        rows = open_orders_on_modems_of(request.user)
+        return Response({"orders": [open_order_data(row) for row in rows]})

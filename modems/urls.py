@@ -8,4 +8,5 @@ urlpatterns = [
     path("reseller/key/", views.agent_key_regenerate, name="reseller-key"),
     path("reseller/modems/", views.modems_partial, name="reseller-modems"),
     path("reseller/sms/", views.sms_log, name="reseller-sms"),
+    path("reseller/agent/zerotp-agent.pyz", views.agent_download, name="agent-download"),
 ]

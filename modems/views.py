@@ -1,10 +1,13 @@
-"""Reseller pages: becoming a reseller, the agent key, live modems, earnings, inbound SMS.
-Writes go through accounts.services; the reads live in orders.dashboard (a modem's orders
-and earnings are order knowledge that the modems app must not have)."""
+"""Reseller pages: becoming a reseller, the agent key and the agent itself, live modems,
+earnings, inbound SMS. Writes go through accounts.services; the reads live in
+orders.dashboard (a modem's orders and earnings are order knowledge that the modems app
+must not have)."""
+
+from pathlib import Path
 
 from django.conf import settings
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
@@ -28,6 +31,17 @@ def _key_form(data: object = None) -> ConfirmForm:
     )
 
 
+AGENT_FILENAME = "zerotp-agent.pyz"
+
+
+def _agent_size() -> int | None:
+    """The size of the built agent in bytes, or None when `make agent` has not run."""
+    try:
+        return Path(settings.AGENT_PYZ).stat().st_size
+    except OSError:
+        return None
+
+
 def _reseller_page(
     request: HttpRequest,
     *,
@@ -41,6 +55,7 @@ def _reseller_page(
         "online_seconds": settings.MODEM_ONLINE_SECONDS,
         "base_url": request.build_absolute_uri("/").rstrip("/"),
         "new_key": new_key,
+        "agent_filename": AGENT_FILENAME,
     }
     if user.is_reseller:
         context |= {
@@ -50,6 +65,7 @@ def _reseller_page(
             "balance": wallet_balance(user),
             "modems": list(reseller_modems(user)),
             "recent_sms": list(inbound_sms(user)[:8]),
+            "agent_size": _agent_size(),
         }
     else:
         context["enable_form"] = enable_form or _enable_form()
@@ -105,3 +121,15 @@ def sms_log(request: HttpRequest) -> HttpResponse:
     matched = {"yes": True, "no": False}.get(shown)
     page = Paginator(inbound_sms(request.user, matched), 25).get_page(request.GET.get("page"))
     return render(request, "modems/sms.html", {"page": page, "shown": shown})
+
+
+@login_required
+def agent_download(request: HttpRequest) -> HttpResponse:
+    """The agent as one file (any Python 3.10+), built on this server by `make agent`."""
+    try:
+        agent = Path(settings.AGENT_PYZ).open("rb")
+    except OSError:
+        return render(request, "modems/agent_missing.html", status=404)
+    return FileResponse(
+        agent, as_attachment=True, filename=AGENT_FILENAME, content_type="application/zip"
+    )

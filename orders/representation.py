@@ -41,3 +41,17 @@ def order_data(order: Order, messages: Iterable[OrderMessage] | None = None) -> 
         "created_at": iso(order.created_at),
         "expires_at": iso(order.expires_at),
     }
+
+
+def open_order_data(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of selectors.open_orders_on_modems_of as the agent API shows it."""
+    return {
+        "order_id": row["order_id"],
+        "uid": row["uid"],
+        "phone_number": row["phone_number"],
+        "application_id": row["application_id"],
+        "application": row["application_name"],
+        "operator": row["operator"],
+        "created_at": iso(row["created_at"]),
+        "expires_at": iso(row["expires_at"]),
+    }

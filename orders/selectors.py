@@ -1,4 +1,5 @@
-"""Reads that need thought: which modems are free, the catalogue with its stock."""
+"""Reads that need thought: which modems are free, the catalogue with its stock, the orders
+an agent's numbers are waiting on."""
 
 import time
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.models import (
     Count,
+    F,
     Prefetch,
     Q,
     QuerySet,
@@ -152,6 +154,31 @@ def _catalogue_now() -> list[dict[str, Any]]:
             }
         )
     return catalogue
+
+
+OPEN_ORDERS_MAX = 1000
+
+
+def open_orders_on_modems_of(reseller: User) -> list[dict[str, Any]]:
+    """The pending orders on the reseller's modems that may still get their SMS (not past
+    expires_at), oldest first, at most OPEN_ORDERS_MAX: which number waits for which
+    application. One query; read through the modems, as everything a reseller served is."""
+    return list(
+        Order.objects.filter(
+            modem__reseller=reseller, status=OrderStatus.PENDING, expires_at__gt=timezone.now()
+        )
+        .order_by("created_at", "id")
+        .values(
+            "phone_number",
+            "application_id",
+            "operator",
+            "created_at",
+            "expires_at",
+            order_id=F("id"),
+            uid=F("modem__uid"),
+            application_name=F("application__name"),
+        )[:OPEN_ORDERS_MAX]
+    )
 
 
 def orders_of(buyer: User, status: str | None = None) -> QuerySet[Order]:

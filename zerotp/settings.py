@@ -315,3 +315,5 @@ LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "landing"
 LOGIN_FAILURES_MAX = _positive_int("LOGIN_FAILURES_MAX", 5)
 LOGIN_FAILURES_WINDOW_SECONDS = _positive_int("LOGIN_FAILURES_WINDOW_SECONDS", 15 * 60)
+# The reseller's agent as one file, offered on the reseller page; `make agent` builds it.
+AGENT_PYZ = Path(_read("AGENT_PYZ", str, str(BASE_DIR / "dist" / "zerotp-agent.pyz")))

@@ -5,7 +5,7 @@ from rest_framework.negotiation import DefaultContentNegotiation
 
 import zerotp.converters  # noqa: F401  (registers <id:...> before any route uses it)
 from accounts.api import AccountView, BalanceView
-from modems.api import HeartbeatView, InboundSmsView, SyncView
+from modems.api import HeartbeatView, InboundSmsView, OpenOrdersView, SyncView
 from orders.api import (
     CallbackResendView,
     CallbacksView,
@@ -36,6 +36,7 @@ api_v1 = [
     path("api/modem/sync", SyncView.as_view(), name="api-modem-sync"),
     path("api/modem/heartbeat", HeartbeatView.as_view(), name="api-modem-heartbeat"),
     path("api/modem/inbound-sms", InboundSmsView.as_view(), name="api-modem-inbound-sms"),
+    path("api/modem/orders", OpenOrdersView.as_view(), name="api-modem-orders"),
 ]
 
 handler500 = "zerotp.middleware.server_error"

@@ -324,6 +324,7 @@ AGENT_ENDPOINTS: dict[str, Callable[[APIClient, dict, "Ids"], Any]] = {
         format="json",
         **h,
     ),
+    "GET /api/modem/orders": lambda c, h, i: c.get("/api/modem/orders", **h),
 }
 
 

@@ -393,7 +393,9 @@ def test_a_reseller_gets_the_agent_key_once_and_sees_a_modem_come_online(
     agent_key = page.locator("#new-agent-key").inner_text()
     assert agent_key.startswith("ztp_agent_")
     expect(page.get_by_text("No modems yet.")).to_be_visible()
-    expect(page.locator("#guide pre")).to_contain_text(f"BASE={live_server.url}")
+    expect(page.locator("#agent-command")).to_have_text(
+        f"python zerotp-agent.pyz run --server {live_server.url} --agent-key {agent_key}"
+    )
     shoot(page, "31-reseller-agent-key-shown-once")
 
     mark_no_reload(page)

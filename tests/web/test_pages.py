@@ -694,6 +694,83 @@ def test_the_sms_log_filters_matched_and_unmatched(
     assert everything.context["page"].paginator.count == InboundSms.objects.count() == 2
 
 
+# --- The agent download --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def built_agent(tmp_path: Path, settings: object) -> bytes:
+    """A stand-in for dist/zerotp-agent.pyz (`make agent`), wherever AGENT_PYZ points."""
+    content = b"#!/usr/bin/env python3\nPK\x03\x04 not really an agent"
+    settings.AGENT_PYZ = tmp_path / "zerotp-agent.pyz"
+    settings.AGENT_PYZ.write_bytes(content)
+    return content
+
+
+@pytest.fixture
+def no_agent(tmp_path: Path, settings: object) -> None:
+    settings.AGENT_PYZ = tmp_path / "missing" / "zerotp-agent.pyz"
+
+
+def test_a_reseller_sees_the_download_and_the_command_with_this_servers_address(
+    reseller_client: Client, built_agent: bytes
+) -> None:
+    html = reseller_client.get(reverse("reseller")).content.decode()
+    assert f'href="{reverse("agent-download")}"' in html
+    assert "python zerotp-agent.pyz run --server http://testserver --agent-key ztp_agent_…" in html
+    assert "python zerotp-agent.pyz status" in html and "Python 3.10" in html
+    assert "--port COM3,phone=628...,mapping=normal" in html
+    assert "make agent" not in html
+    # The three endpoints stay below, folded, for people writing their own agent.
+    details = html[html.index("<details>") : html.index("</details>")]
+    assert "POST /api/modem/sync" in details and "BASE=http://testserver" in details
+
+
+def test_the_command_carries_the_new_agent_key_while_it_is_shown(
+    reseller_client: Client, built_agent: bytes
+) -> None:
+    response = reseller_client.post(reverse("reseller-key"), {"confirm": "on"})
+    key = response.context["new_key"]
+    html = response.content.decode()
+    assert f"python zerotp-agent.pyz run --server http://testserver --agent-key {key}" in html
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_the_download_serves_the_built_file(reseller_client: Client, built_agent: bytes) -> None:
+    response = reseller_client.get(reverse("agent-download"))
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == built_agent
+    assert response["Content-Type"] == "application/zip"
+    assert response["Content-Disposition"] == 'attachment; filename="zerotp-agent.pyz"'
+    assert reverse("agent-download") == "/reseller/agent/zerotp-agent.pyz"
+
+
+def test_the_download_needs_a_log_in(built_agent: bytes) -> None:
+    url = reverse("agent-download")
+    response = Client().get(url)
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse('login')}?next={url}"
+
+
+def test_without_a_built_agent_the_page_and_the_download_say_to_run_make_agent(
+    reseller_client: Client, no_agent: None
+) -> None:
+    html = reseller_client.get(reverse("reseller")).content.decode()
+    assert f'href="{reverse("agent-download")}"' not in html
+    assert "<code>make agent</code>" in html
+    assert "--server http://testserver" in html  # the command is still there to read
+
+    response = reseller_client.get(reverse("agent-download"))
+    assert response.status_code == 404
+    assert b"<code>make agent</code>" in response.content
+
+
+def test_the_agent_guide_is_in_indonesian_too(reseller_client: Client, built_agent: bytes) -> None:
+    reseller_client.post(reverse("set_language"), {"language": "id", "next": "/reseller/"})
+    html = reseller_client.get(reverse("reseller")).content.decode()
+    assert "Unduh zerotp-agent.pyz" in html and "Lihat modem Anda:" in html
+    assert "--server http://testserver" in html
+
+
 # --- Language and money ------------------------------------------------------------------------
 
 
