@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS messages (
     done_at REAL
 );
 CREATE INDEX IF NOT EXISTS messages_waiting ON messages (id) WHERE state = 'waiting';
+CREATE INDEX IF NOT EXISTS messages_waiting_uid ON messages (uid, id) WHERE state = 'waiting';
 CREATE TABLE IF NOT EXISTS modems (
     port TEXT PRIMARY KEY,
     uid TEXT,
@@ -290,13 +291,16 @@ class Outbox:
     # --- sending out -----------------------------------------------------------------------
 
     def due(self, now: float | None = None, limit: int = 100) -> list[Message]:
-        """Waiting messages, oldest first."""
+        """Waiting messages, oldest first; none of a modem whose older message waits out a
+        backoff (a modem's messages are posted oldest first)."""
         now = time.time() if now is None else now
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM messages WHERE state = 'waiting' AND next_attempt_at <= ?"
+                "SELECT * FROM messages m WHERE state = 'waiting' AND next_attempt_at <= ?"
+                " AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.state = 'waiting'"
+                " AND o.uid = m.uid AND o.id < m.id AND o.next_attempt_at > ?)"
                 " ORDER BY id LIMIT ?",
-                (now, limit),
+                (now, now, limit),
             ).fetchall()
         return [
             Message(

@@ -262,7 +262,8 @@ class Agent:
         self.owners: dict[str, str] = {}  # uid -> port serving it
         self.synced: dict[str, tuple[object, ...]] = {}  # uid -> sync key the server has
         self.gone: set[str] = set()  # uids to report once as unable to order
-        self._dirty = threading.Event()
+        self._dirty = threading.Event()  # something to sync
+        self._wake = threading.Event()  # the main loop has news
 
     # --- called by modem threads -----------------------------------------------------------
 
@@ -285,6 +286,7 @@ class Agent:
             present=1,
         )
         self._dirty.set()
+        self._wake.set()
 
     def modem_gone(self, worker: ModemWorker) -> None:
         uid = worker.state.uid
@@ -297,6 +299,7 @@ class Agent:
         if owned:
             self.outbox.modem_seen(worker.state.port, present=0, can_order=0)
             self._dirty.set()
+            self._wake.set()
 
     def ready(self, uid: str) -> bool:
         """May this modem's SMS be posted? Not while it is here but unknown to the server
@@ -306,6 +309,7 @@ class Agent:
     def _refuse(self, error: ServerError) -> None:
         self.key_refused = error
         self.stop.set()
+        self._wake.set()
 
     # --- the main loop ---------------------------------------------------------------------
 
@@ -313,7 +317,7 @@ class Agent:
         self.deliverer.start()
         next_scan = 0.0
         next_beat = time.monotonic() + self.settings.heartbeat_seconds
-        next_sync_try = 0.0
+        next_sync_try, sync_failures = 0.0, 0
         while not self.stop.is_set():
             now = time.monotonic()
             if now >= next_scan:
@@ -321,13 +325,18 @@ class Agent:
                 next_scan = now + self.settings.scan_seconds
             if (self._dirty.is_set() or self.gone) and now >= next_sync_try:
                 self._dirty.clear()
-                if not self._sync():
+                if self._sync():
+                    sync_failures = 0
+                else:
+                    # The server may still be starting: try again soon, then less often.
                     self._dirty.set()
-                    next_sync_try = now + min(30.0, self.settings.heartbeat_seconds)
+                    sync_failures += 1
+                    next_sync_try = now + min(30.0, 2.0**sync_failures)
             if now >= next_beat:
                 self._heartbeat()
                 next_beat = now + self.settings.heartbeat_seconds
-            self._dirty.wait(0.5)
+            self._wake.wait(0.5)
+            self._wake.clear()
         self._shutdown()
         return 2 if self.key_refused else 0
 

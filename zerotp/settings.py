@@ -276,9 +276,38 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        # runserver logs every request; the simulator's poll of its open orders each second
+        # would bury everything else (`make run`). Failures still show.
+        "quiet_agent_polls": {
+            "()": "django.utils.log.CallbackFilter",
+            "callback": lambda record: (
+                getattr(record, "status_code", 500) >= 400
+                or "GET /api/modem/orders " not in record.getMessage()
+            ),
+        }
+    },
+    "formatters": {
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        }
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server"},
+    },
     "root": {"handlers": ["console"], "level": "INFO"},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.server": {
+            "handlers": ["django.server"],
+            "filters": ["quiet_agent_polls"],
+            "level": "INFO",
+            "propagate": False,
+        },
+    },
 }
 
 # Development prints emails (password resets) on the console; production (HTTPS=true)

@@ -8,7 +8,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message as Headers
 from email.utils import formatdate
@@ -82,12 +82,15 @@ class FakeAgentApi:
                 pass
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
 
     def stop(self) -> None:
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
+            self._httpd = None
 
     @property
     def url(self) -> str:
@@ -406,6 +409,3 @@ def test_backoff_is_what_a_retried_message_waits(
     retried = row(outbox, "Kode 1")
     assert retried["attempts"] == 2001
     assert retried["next_attempt_at"] == pytest.approx(before + 60, abs=1)
-
-
-Check = Callable[[], bool]

@@ -22,7 +22,6 @@ from agent.pdu import decode_deliver, encode_deliver
 
 REPO = Path(__file__).resolve().parents[2]
 
-UTC = timezone(timedelta(0))
 WIB = timezone(timedelta(hours=7))  # Jakarta: the SMSC stamps carry +07:00
 STAMP = datetime(2025, 3, 14, 9, 26, 53, tzinfo=WIB)
 
@@ -274,6 +273,16 @@ def test_a_stamp_more_than_five_minutes_off_is_replaced_by_the_time_it_was_seen(
     assert replaced is True
     assert reported.endswith("Z")
     assert datetime.fromisoformat(reported.replace("Z", "+00:00")).timestamp() == seen_at
+
+
+def test_a_late_sms_may_keep_an_old_stamp_but_never_one_from_the_future() -> None:
+    # SMSGate phones retry a webhook for days: an old stamp is then the true one.
+    day_late = STAMP.timestamp() + 86400
+    assert received_time(STAMP, day_late, may_be_late=True) == ("2025-03-14T02:26:53Z", False)
+    an_hour_early = STAMP.timestamp() - 3600
+    reported, replaced = received_time(STAMP, an_hour_early, may_be_late=True)
+    assert replaced is True
+    assert datetime.fromisoformat(reported.replace("Z", "+00:00")).timestamp() == an_hour_early
 
 
 # --- sending out, across restarts -------------------------------------------------------------
