@@ -13,13 +13,15 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
 from agent import __version__
 from agent.modem import MAPPINGS
+from agent.outbox import Outbox
 
 log = logging.getLogger("zerotp.agent")
 
@@ -260,9 +262,27 @@ def _until_signal(work: Callable[[threading.Event], int]) -> int:
     return work(stop)
 
 
+@contextmanager
+def _workplace(args: argparse.Namespace, config: dict[str, Any], folder: str) -> Iterator[Outbox]:
+    """The state folder (locked against a second agent), the log in it, and its outbox."""
+    state = _state(args, config, default_state_dir(folder))
+    lock = StateLock(state)
+    _logging(state, args.verbose)
+    outbox = Outbox(state / "outbox.sqlite3")
+    try:
+        yield outbox
+    finally:
+        outbox.close()
+        lock.release()
+
+
+def _refused(exc: object) -> int:
+    print(f"zerotp-agent: the server refused the agent key ({exc})", file=sys.stderr)
+    return 2
+
+
 def _run(args: argparse.Namespace, config: dict[str, Any]) -> int:
     from agent.modem import PortSpec
-    from agent.outbox import Outbox
     from agent.runner import Agent, Settings
     from agent.server import Server, ServerError
 
@@ -289,32 +309,21 @@ def _run(args: argparse.Namespace, config: dict[str, Any]) -> int:
         scan_seconds=_seconds(args, config, "scan_seconds", 10.0),
         ussd=ussd,
     )
-    state = _state(args, config, default_state_dir())
-    lock = StateLock(state)
-    _logging(state, args.verbose)
-    outbox = Outbox(state / "outbox.sqlite3")
+    with _workplace(args, config, "zerotp-agent") as outbox:
 
-    def work(stop: threading.Event) -> int:
-        agent = Agent(server=server, outbox=outbox, settings=settings, stop=stop)
-        try:
-            agent.check_key()
-        except ServerError as exc:
-            print(f"zerotp-agent: the server refused the agent key ({exc})", file=sys.stderr)
-            return 2
-        log.info("agent %s for %s; state in %s", __version__, server.base_url, state)
-        code = agent.run()
-        if agent.key_refused:
-            print(
-                f"zerotp-agent: the server refused the agent key ({agent.key_refused})",
-                file=sys.stderr,
+        def work(stop: threading.Event) -> int:
+            agent = Agent(server=server, outbox=outbox, settings=settings, stop=stop)
+            try:
+                agent.check_key()
+            except ServerError as exc:
+                return _refused(exc)
+            log.info(
+                "agent %s for %s; state in %s", __version__, server.base_url, outbox.path.parent
             )
-        return code
+            code = agent.run()
+            return _refused(agent.key_refused) if agent.key_refused else code
 
-    try:
         return _until_signal(work)
-    finally:
-        outbox.close()
-        lock.release()
 
 
 def _status(args: argparse.Namespace, config: dict[str, Any]) -> int:
@@ -325,35 +334,31 @@ def _status(args: argparse.Namespace, config: dict[str, Any]) -> int:
 
 
 def _simulate(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    from agent.server import Server
     from agent.simulator import simulate
 
+    server = Server(_required(args, config, "server"), _required(args, config, "agent_key"))
     modems = int(_setting(args, config, "modems", 5))
     if modems < 0:
         raise UsageError("--modems must be 0 or more")
-    rate = _setting(args, config, "sms_per_second", 0.0)
-    state = _state(args, config, default_state_dir("zerotp-agent-simulator"))
-    lock = StateLock(state)
-    _logging(state, args.verbose)
-    try:
+    rate = float(_setting(args, config, "sms_per_second", 0.0))
+    heartbeat_seconds = _seconds(args, config, "heartbeat_seconds", 30.0)
+    with _workplace(args, config, "zerotp-agent-simulator") as outbox:
         return _until_signal(
             lambda stop: simulate(
-                server_url=_required(args, config, "server"),
-                agent_key=_required(args, config, "agent_key"),
+                server=server,
+                outbox=outbox,
                 modems=modems,
-                state=state,
                 answer_orders=bool(_setting(args, config, "answer_orders", False)),
-                sms_per_second=float(rate),
-                heartbeat_seconds=_seconds(args, config, "heartbeat_seconds", 30.0),
+                sms_per_second=rate,
+                heartbeat_seconds=heartbeat_seconds,
                 mapping=_setting(args, config, "mapping", "normal"),
                 stop=stop,
             )
         )
-    finally:
-        lock.release()
 
 
 def _smsgate(args: argparse.Namespace, config: dict[str, Any]) -> int:
-    from agent.outbox import Outbox
     from agent.server import Server
     from agent.smsgate import parse_sim, run
 
@@ -366,11 +371,7 @@ def _smsgate(args: argparse.Namespace, config: dict[str, Any]) -> int:
         raise UsageError(str(exc)) from None
     if not sims:
         raise UsageError("--sim DEVICE:SLOT=PHONE is required (one per SIM)")
-    state = _state(args, config, default_state_dir("zerotp-agent-smsgate"))
-    lock = StateLock(state)
-    _logging(state, args.verbose)
-    outbox = Outbox(state / "outbox.sqlite3")
-    try:
+    with _workplace(args, config, "zerotp-agent-smsgate") as outbox:
         return _until_signal(
             lambda stop: run(
                 server=server,
@@ -381,9 +382,6 @@ def _smsgate(args: argparse.Namespace, config: dict[str, Any]) -> int:
                 stop=stop,
             )
         )
-    finally:
-        outbox.close()
-        lock.release()
 
 
 COMMANDS = {"run": _run, "status": _status, "simulate": _simulate, "smsgate": _smsgate}

@@ -150,10 +150,9 @@ class Load(threading.Thread):
 
 def simulate(
     *,
-    server_url: str,
-    agent_key: str,
+    server: Server,
+    outbox: Outbox,
     modems: int,
-    state: Path,
     answer_orders: bool,
     sms_per_second: float,
     heartbeat_seconds: float,
@@ -163,7 +162,7 @@ def simulate(
     from agent.virtual_modem import VirtualModem
 
     virtual = []
-    for sim in _identities(state, modems):
+    for sim in _identities(outbox.path.parent, modems):
         modem = VirtualModem(
             iccid=sim["iccid"],
             imsi=sim["imsi"],
@@ -173,8 +172,6 @@ def simulate(
         ).start()
         virtual.append(modem)
         log.info("simulator: virtual modem %s on %s (+%s)", sim["iccid"], modem.path, sim["phone"])
-    server = Server(server_url, agent_key)
-    outbox = Outbox(state / "outbox.sqlite3")
     settings = Settings(
         ports=[PortSpec(m.path, mapping=mapping) for m in virtual],
         heartbeat_seconds=heartbeat_seconds,
@@ -182,18 +179,16 @@ def simulate(
     )
     agent = Agent(server=server, outbox=outbox, settings=settings, stop=stop)
     try:
-        agent.check_key()
-    except ServerError as exc:
-        log.error("the server refused the agent key (%s)", exc)
-        return 2
-    if answer_orders:
-        by_uid = {m.iccid: m for m in virtual}
-        OrderAnswerer(server, by_uid, stop).start()
-    if sms_per_second > 0 and virtual:
-        Load(virtual, sms_per_second, stop).start()
-    try:
+        try:
+            agent.check_key()
+        except ServerError as exc:
+            log.error("the server refused the agent key (%s)", exc)
+            return 2
+        if answer_orders:
+            OrderAnswerer(server, {m.iccid: m for m in virtual}, stop).start()
+        if sms_per_second > 0 and virtual:
+            Load(virtual, sms_per_second, stop).start()
         return agent.run()
     finally:
         for modem in virtual:
             modem.close()
-        outbox.close()
