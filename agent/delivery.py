@@ -77,6 +77,7 @@ class Deliverer(threading.Thread):
                 log.error("the server refused the agent key: %s", exc)
                 if self.on_key_refused:
                     self.on_key_refused(exc)
+                self.stop.set()  # every other message would be refused the same way
                 return False
             if not exc.retryable:
                 self.outbox.mark_dead(message, f"{exc.status} {exc.body}")

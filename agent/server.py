@@ -128,7 +128,8 @@ class Server:
         return unknown
 
     def inbound_sms(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self.request("POST", "/api/modem/inbound-sms", body) or {}
+        answer = self.request("POST", "/api/modem/inbound-sms", body)
+        return answer if isinstance(answer, dict) else {}
 
     def open_orders(self) -> list[dict[str, Any]]:
         return (self.request("GET", "/api/modem/orders") or {}).get("orders", [])
