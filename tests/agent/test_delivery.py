@@ -1,6 +1,6 @@
 """Posting the outbox: a real Outbox, a real Server client, and a real HTTP server in the test
-playing the agent API, told per test what to answer. One `deliver_due()` pass at a time, no
-thread, so that what is posted when is certain."""
+playing the agent API (fake_api.py), told per test what to answer. One `deliver_due()` pass
+at a time, no thread, so that what is posted when is certain."""
 
 from __future__ import annotations
 
@@ -9,96 +9,20 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email.message import Message as Headers
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from agent.delivery import MAX_BACKOFF_SECONDS, Deliverer, backoff
 from agent.outbox import Outbox
 from agent.server import Server, ServerError
+from tests.agent.fake_api import Answer, FakeAgentApi
 
 KEY = "agent-key-7f3a9c"
 UID_A = "8962100000000000001"
 UID_B = "8962100000000000002"
 PHONES = {UID_A: "6281100000001", UID_B: "6281100000002"}
-
-
-@dataclass
-class Answer:
-    status: int = 200
-    body: str = '{"ok": true, "matched": false}'
-    retry_after: str | None = None
-    date: str | None = None  # the Date header; None: the true time
-
-
-@dataclass
-class Request:
-    path: str
-    headers: Headers
-    body: Any
-
-
-@dataclass
-class FakeAgentApi:
-    """The agent API on 127.0.0.1: answers `answer`, or `by_text[text]` for that SMS text."""
-
-    answer: Answer = field(default_factory=Answer)
-    by_text: dict[str, Answer] = field(default_factory=dict)
-    requests: list[Request] = field(default_factory=list)
-    _httpd: ThreadingHTTPServer | None = None
-
-    def start(self) -> None:
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            answer: Answer | None = None
-
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                body = json.loads(raw) if raw else None
-                api.requests.append(Request(self.path, self.headers, body))
-                text = body.get("text") if isinstance(body, dict) else None
-                self.answer = answer = api.by_text.get(text, api.answer)
-                data = answer.body.encode()
-                self.send_response(answer.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                if answer.retry_after is not None:
-                    self.send_header("Retry-After", answer.retry_after)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def date_time_string(self, timestamp: float | None = None) -> str:
-                if self.answer is not None and self.answer.date is not None:
-                    return self.answer.date
-                return super().date_time_string(timestamp)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        ).start()
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def texts(self) -> list[str]:
-        return [request.body["text"] for request in self.requests]
 
 
 @pytest.fixture

@@ -2,25 +2,35 @@
 Python 3.10+ with none of the project's packages around it.
 
 So the archive is built by scripts/build_agent.py (as `make agent` does) and run by the
-oldest Python on PATH among python3.10, python3.11 and python3 that is not a virtual
-environment: the oldest, because the archive promises 3.10+ and what breaks on an old
-Python (syntax, a module new in 3.11 such as tomllib) only shows there; not a venv,
-because everything the agent needs must come from inside the archive. It runs from a
-directory outside the repository, so that the repository's own `agent` package cannot be
-imported instead of the archive's."""
+oldest Python among python3.10, python3.11 and python3 on PATH (and pyenv's 3.10 and
+3.11) that is not a virtual environment: the oldest, because the archive promises 3.10+
+and what breaks on an old Python (syntax, a module new in 3.11 such as tomllib) only
+shows there; not a venv, because everything the agent needs must come from inside the
+archive. It runs from a directory outside the repository, so that the repository's own
+`agent` package cannot be imported instead of the archive's."""
 
 import functools
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "scripts" / "build_agent.py"
-CANDIDATES = ("python3.10", "python3.11", "python3")
+# pyenv keeps older Pythons out of PATH (its shims run only the selected one): ask them too.
+PYENV = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+CANDIDATES = (
+    *sorted(str(path) for path in PYENV.glob("3.1[01].*/bin/python3")),
+    "python3.10",
+    "python3.11",
+    "python3",
+)
 SUBCOMMANDS = ("run", "status", "simulate", "smsgate")
 # Prints the version and whether this is a virtual environment (sys.prefix differs).
 PROBE = "import sys; print(*sys.version_info[:2], int(sys.prefix != sys.base_prefix))"
@@ -121,3 +131,50 @@ def test_status_with_an_empty_state_folder_exits_0(
     result = run_pyz(python, pyz, "status", "--state", str(state), cwd=outside)
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the simulator's virtual modems need ptys")
+@pytest.mark.django_db(transaction=True)
+def test_the_archive_runs_the_real_agent_against_a_live_server(
+    python: str, pyz: Path, outside: Path, live_server: Any
+) -> None:
+    """The archive's own pyserial, PDU codec, outbox and HTTP client, on the old Python:
+    its simulator syncs a virtual modem, keeps it online, and stops cleanly on SIGTERM."""
+    from modems.models import Modem
+    from tests.agent.conftest import eventually
+    from tests.factories import make_agent
+
+    reseller = make_agent()
+    agent = subprocess.Popen(
+        [
+            python,
+            "-I",
+            str(pyz),
+            "simulate",
+            "--server",
+            live_server.url,
+            "--agent-key",
+            reseller.key,
+            "--modems",
+            "1",
+            "--heartbeat-seconds",
+            "1",
+            "--state",
+            "state",
+        ],
+        cwd=outside,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        modem = eventually(
+            lambda: Modem.objects.filter(last_heartbeat_at__isnull=False).first(),
+            what="the virtual modem synced and beating",
+        )
+        assert modem.phone_number and modem.can_order
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        output, _ = agent.communicate(timeout=30)
+    assert agent.returncode == 0, output
+    assert "synced modem" in output

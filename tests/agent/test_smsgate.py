@@ -1,6 +1,7 @@
 """The SMSGate bridge over real HTTP: webhooks posted to it exactly as the phone sends them
 (raw body, X-Signature, X-Timestamp), and a small fake of the agent API on the other side
-that records what reaches it. No database: the server end-to-end tests are elsewhere."""
+that records what reaches it (fake_api.py). No database: the server end-to-end tests are
+elsewhere."""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ from agent.delivery import Deliverer
 from agent.outbox import Outbox, message_id
 from agent.server import Server
 from agent.smsgate import Bridge, Sim, parse_sim
+from tests.agent.fake_api import Answer, FakeAgentApi
 
 KEY = "Zx9-signing-key"
 
@@ -157,85 +158,6 @@ DOC_SYSTEM_PING = textwrap.dedent("""\
       "webhookId": "LreFUt-Z3sSq0JufY9uWB"
     }
 """)
-
-
-# --- a fake agent API -------------------------------------------------------------------------
-
-
-@dataclass
-class Recorded:
-    path: str
-    headers: dict[str, str]
-    body: dict
-
-
-@dataclass
-class FakeAgentApi:
-    """Answers sync, heartbeat and inbound-sms with the contract's JSON shapes (API.md) and
-    records every request. `delay` and `fail` are per path; it can stop and start again on
-    the same port (a server that goes away and comes back)."""
-
-    requests: list[Recorded] = field(default_factory=list)
-    delay: dict[str, float] = field(default_factory=dict)
-    fail: dict[str, int] = field(default_factory=dict)
-    port: int = 0
-    _httpd: ThreadingHTTPServer | None = None
-
-    def start(self) -> None:
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                body = json.loads(raw)
-                api.requests.append(Recorded(self.path, dict(self.headers), body))
-                time.sleep(api.delay.get(self.path, 0.0))
-                status, answer = api.answer(self.path, body)
-                data = json.dumps(answer).encode()
-                self.send_response(status)  # adds the Date header the agent reads
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.port = self._httpd.server_address[1]
-        threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def answer(self, path: str, body: dict) -> tuple[int, dict]:
-        if path in self.fail:
-            code = "invalid_agent_key" if self.fail[path] == 401 else "error"
-            return self.fail[path], {"error": {"code": code, "message": "no"}}
-        if path == "/api/modem/sync":
-            n = len(body["modems"])
-            return 200, {"synced": n, "created": n, "updated": 0, "errors": []}
-        if path == "/api/modem/heartbeat":
-            return 200, {"updated": len(body["modems"]), "unknown": []}
-        if path == "/api/modem/inbound-sms":
-            return 200, {"matched": False, "order_id": None, "otp": None}
-        return 404, {"error": {"code": "not_found", "message": path}}
-
-    def bodies(self, path: str) -> list[dict]:
-        return [r.body for r in list(self.requests) if r.path == path]
-
-    @property
-    def sms(self) -> list[dict]:
-        return self.bodies("/api/modem/inbound-sms")
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:
@@ -682,7 +604,7 @@ def _answers(url: str) -> bool:
 def test_run_stops_with_2_when_the_key_is_refused(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    api = FakeAgentApi(fail={"/api/modem/sync": 401})
+    api = FakeAgentApi(by_path={"/api/modem/sync": Answer.error(401, "invalid_agent_key")})
     api.start()
     outbox = Outbox(tmp_path / "outbox.sqlite3")
     code = smsgate.run(
