@@ -141,6 +141,8 @@ class ModemWorker(threading.Thread):
             if now >= next_health:
                 before = state.sync_key()
                 self._refresh(modem)
+                if not state.phone:  # the SIM was not ready, or USSD did not answer: again
+                    state.phone, state.number_source = self._number(modem)
                 if state.sync_key() != before:
                     self.agent.modem_changed(self)
                 next_health = now + self.agent.settings.heartbeat_seconds

@@ -148,3 +148,17 @@ def test_an_sms_stamped_before_the_order_does_not_complete_it(
     )
     eventually(lambda: InboundSms.objects.exists(), what="the SMS stored")
     assert site.order_status(buyer.key, order["order_id"])["status"] == "pending"
+
+
+def test_a_number_found_later_is_synced_then(live_server, modems, run_agent):
+    """A SIM that does not know its number at first (still booting) is asked again."""
+    reseller = make_agent()
+    modem = modems(phone=None)
+    run_agent(live_server.url, reseller.key, modem)
+    time.sleep(2)
+    assert not read(lambda: Modem.objects.exists())
+    modem.phone = "6289912399999"
+    eventually(
+        lambda: Modem.objects.filter(phone_number="6289912399999").exists(),
+        what="synced once the number is known",
+    )
