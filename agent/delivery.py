@@ -94,6 +94,13 @@ class Deliverer(threading.Thread):
             log.warning("SMS %s not delivered (%s); next try in %.0f s", message.id, exc, wait)
             return False
         self.outbox.mark_sent(message, json.dumps(answer))
+        if message.incomplete:
+            log.warning(
+                "SMS %s from %s on %s was sent incomplete: a part never came",
+                message.id,
+                message.sender,
+                message.uid,
+            )
         if answer.get("matched"):
             log.info(
                 "SMS %s from %s on %s: order %s, code %s",
