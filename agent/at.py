@@ -100,7 +100,7 @@ class AtChannel:
         except (serial.SerialException, OSError) as exc:
             raise PortGone(f"{self.path}: {exc}") from None
 
-    def command(self, command: str, *, timeout: float = 5.0, expect: str = "") -> list[str]:
+    def command(self, command: str, *, timeout: float = 5.0) -> list[str]:
         """Send `command`; return its information lines (echo and URCs removed)."""
         self._write(command.encode("ascii") + b"\r")
         name_match = _COMMAND_NAME.match(command)
@@ -119,7 +119,7 @@ class AtChannel:
                 raise AtError(command, line)
             if name and line.upper().startswith(name) and not name.startswith("+CUSD"):
                 lines.append(line)
-            elif line.startswith(URC_PREFIXES) and not (expect and line.startswith(expect)):
+            elif line.startswith(URC_PREFIXES):
                 self.urcs.append(line)
             else:
                 lines.append(line)
