@@ -291,6 +291,8 @@ class Agent:
         self._wake.set()
 
     def modem_gone(self, worker: ModemWorker) -> None:
+        if self.stop.is_set():
+            return  # the agent is stopping: _shutdown says goodbye for every modem
         uid = worker.state.uid
         with self._lock:
             owned = bool(uid) and self.owners.get(uid) == worker.spec.path
@@ -453,6 +455,24 @@ class Agent:
         for worker in workers:
             worker.join(timeout=10)
         self.deliverer.join(timeout=20)
+        self._goodbye([w.state for w in workers if w.state.uid in self.synced])
+
+    def _goodbye(self, modems: list[ModemState]) -> None:
+        """A clean stop takes the modems off sale at once: nobody is there to read their SMS
+        (a crash leaves it to MODEM_ONLINE_SECONDS on the server)."""
+        if not modems or self.key_refused:
+            return
+        self.server.timeout = 5.0
+        try:
+            self.server.heartbeat([{"uid": m.uid, "can_order": False} for m in modems])
+        except ServerError as exc:
+            log.warning("could not take the modems off sale: %s", exc)
+            return
+        for modem in modems:
+            self.outbox.modem_seen(
+                modem.port, can_order=0, last_heartbeat_at=None, note="agent stopped"
+            )
+        log.info("modems taken off sale: %s", ", ".join(str(m.uid) for m in modems))
 
 
 def system_ports() -> list[str]:

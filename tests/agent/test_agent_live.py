@@ -174,7 +174,20 @@ def test_an_unplugged_modem_leaves_the_stock_and_the_others_keep_working(
     assert done["otp_code"] == "161803"
 
 
-def test_the_stock_drops_once_heartbeats_stop_with_the_agent(
+def test_a_stopped_agent_takes_its_modems_off_sale_at_once(
+    live_server, site, modems, run_agent, whatsapp, settings
+):
+    settings.MODEM_ONLINE_SECONDS = 60
+    reseller = make_agent()
+    agent = run_agent(live_server.url, reseller.key, modems(), modems())
+    eventually(lambda: site.stock(whatsapp.pk) == 2, what="two modems in stock")
+
+    assert agent.stop() == 0, agent.output()
+    assert site.stock(whatsapp.pk) == 0, "no waiting for MODEM_ONLINE_SECONDS"
+    assert "modems taken off sale" in agent.output()
+
+
+def test_the_stock_drops_once_heartbeats_stop_with_a_crashed_agent(
     live_server, site, modems, run_agent, whatsapp, settings
 ):
     settings.MODEM_ONLINE_SECONDS = 4
@@ -184,10 +197,12 @@ def test_the_stock_drops_once_heartbeats_stop_with_the_agent(
     time.sleep(6)  # longer than MODEM_ONLINE_SECONDS: heartbeats keep them online
     assert site.stock(whatsapp.pk) == 2
 
-    assert agent.stop() == 0, agent.output()
-    stopped = time.monotonic()
+    agent.kill()
+    killed = time.monotonic()
     eventually(lambda: site.stock(whatsapp.pk) == 0, timeout=10, what="the stock dropped")
-    assert time.monotonic() - stopped <= 4 + 2
+    # The last heartbeat came at most 1 s before the kill; the modems stayed online for
+    # MODEM_ONLINE_SECONDS after it.
+    assert 4 - 1 - 0.5 <= time.monotonic() - killed <= 4 + 2
 
 
 def test_a_refused_agent_key_stops_the_agent_with_exit_code_2(live_server, modems, run_agent):
