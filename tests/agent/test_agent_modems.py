@@ -162,3 +162,20 @@ def test_a_number_found_later_is_synced_then(live_server, modems, run_agent):
         lambda: Modem.objects.filter(phone_number="6289912399999").exists(),
         what="synced once the number is known",
     )
+
+
+def test_a_sim_keeps_its_uid_on_another_port(live_server, modems, run_agent, tmp_path):
+    """Windows renumbers COM ports; a stick moves to another USB socket: same SIM, same modem."""
+    reseller = make_agent()
+    state = tmp_path / "state"
+    first = run_agent(
+        live_server.url, reseller.key, modems(iccid="89621000000000000777"), state=state
+    )
+    eventually(lambda: Modem.objects.exists(), what="synced")
+    assert first.stop() == 0
+    moved = modems(iccid="89621000000000000777")  # a new pty: another port name
+    run_agent(live_server.url, reseller.key, moved, state=state)
+    eventually(lambda: Modem.objects.filter(can_order=True).exists(), what="back on sale")
+    assert read(lambda: list(Modem.objects.values_list("uid", flat=True))) == [
+        "89621000000000000777"
+    ]

@@ -333,3 +333,18 @@ def test_backoff_is_what_a_retried_message_waits(
     retried = row(outbox, "Kode 1")
     assert retried["attempts"] == 2001
     assert retried["next_attempt_at"] == pytest.approx(before + 60, abs=1)
+
+
+def test_sync_and_heartbeat_go_in_batches_the_server_accepts(
+    api: FakeAgentApi, server: Server
+) -> None:
+    """The server refuses a batch over MODEM_BATCH_MAX (default 1000) with a 413."""
+    modems = [{"uid": f"SIM{n}", "phone_number": f"62811{n:06d}"} for n in range(2500)]
+    server.sync(modems)
+    server.heartbeat([{"uid": m["uid"], "can_order": True} for m in modems])
+    assert [len(body["modems"]) for body in api.bodies("/api/modem/sync")] == [1000, 1000, 500]
+    assert [len(body["modems"]) for body in api.bodies("/api/modem/heartbeat")] == [
+        1000,
+        1000,
+        500,
+    ]
