@@ -3,6 +3,7 @@ are checked: each cached balance equals the sum of its entries, and every ledger
 transaction sums to zero."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -29,6 +30,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     "(.ci/run does)"
                 )
             )
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(
+    django_db_modify_db_settings_parallel_suffix: None, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """SQLite's test database in a file, not in memory: the live server then gives each of
+    its request threads a connection of its own, as a real server does. In memory they all
+    share the test's one connection, and concurrent requests (an agent's heartbeat beside
+    its SMS) fail with "bad parameter or other API misuse" or read nothing."""
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        folder = tmp_path_factory.mktemp("database")
+        name = database.setdefault("TEST", {}).get("NAME") or "test.sqlite3"
+        database["TEST"]["NAME"] = str(folder / Path(name).name)
 
 
 _DB_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "live_server"}

@@ -35,7 +35,7 @@ def eventually(check: Callable[[], Any], *, timeout: float = 15.0, what: str = "
         try:
             value = check()
         except (OperationalError, Unavailable):
-            value = None  # SQLite's shared in-memory test database: a table locked a moment
+            value = None  # SQLite busy past its timeout under the agent's writes: ask again
         if value:
             return value
         if time.monotonic() > deadline:
@@ -44,7 +44,7 @@ def eventually(check: Callable[[], Any], *, timeout: float = 15.0, what: str = "
 
 
 class Unavailable(Exception):
-    """503: the test server's SQLite table was locked by a concurrent request; try again."""
+    """503: the test server's database was busy (SQLite, one writer at a time); try again."""
 
 
 def _json(response: requests.Response) -> Any:
