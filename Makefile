@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format venv clean-db bench agent
+.PHONY: run serve test lint format venv clean-db bench agent
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || "$$(scripts/python.sh)" -m venv $(VENV)
@@ -17,6 +17,11 @@ venv: $(STAMP)
 ## Web server and job-queue worker on SQLite, demo catalogue and demo keys (Ctrl-C stops both).
 run: $(STAMP)
 	scripts/run.sh
+
+## Production on this machine: SECRET_KEY and DATABASE_URL (PostgreSQL) required; REDIS_URL,
+## HOST, PORT, WEB_CONCURRENCY optional. gunicorn and the job queue; SIGTERM stops both.
+serve: $(STAMP)
+	scripts/serve.sh
 
 ## The whole test suite (SQLite by default; set DATABASE_URL for PostgreSQL).
 test: $(STAMP)

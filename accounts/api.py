@@ -5,7 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,13 +17,26 @@ from billing.services import wallet_balance
 from zerotp.api import StrictCharField, error_responses, validated
 
 
-class BuyerView(APIView):
+class KeyedView(APIView):
+    """An endpoint that needs a key. DRF checks the rate limit only after a key passed, so a
+    request whose key is missing, wrong or refused is counted here, per client address (it
+    has no key), and a key-guessing client meets a 429 like anyone else."""
+
+    def perform_authentication(self, request: Request) -> None:
+        try:
+            super().perform_authentication(request)
+        except exceptions.APIException:
+            self.check_throttles(request)
+            raise
+
+
+class BuyerView(KeyedView):
     """Every buyer endpoint: `X-API-KEY` required."""
 
     authentication_classes = [ApiKeyAuthentication]
 
 
-class AgentView(APIView):
+class AgentView(KeyedView):
     """Every modem-pool agent endpoint: `X-AGENT-KEY` of a reseller required."""
 
     authentication_classes = [AgentKeyAuthentication]

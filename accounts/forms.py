@@ -9,10 +9,11 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
-from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
+from zerotp.client_address import client_address
+from zerotp.throttling import cache_count
 
 
 class SignupForm(forms.Form):
@@ -54,11 +55,6 @@ def _failures_key(email: str, ip: str) -> str:
     return f"login-failures:{digest}"
 
 
-def client_ip(request: HttpRequest | None) -> str:
-    # REMOTE_ADDR only: a forwarded-for header is whatever the client says it is.
-    return (request.META.get("REMOTE_ADDR") if request else None) or "unknown"
-
-
 class ThrottledLogin:
     """Refuse a log-in for a while after LOGIN_FAILURES_MAX failures for the same email from
     the same address within LOGIN_FAILURES_WINDOW_SECONDS. Counted in the shared cache so
@@ -72,7 +68,7 @@ class ThrottledLogin:
         email = self.cleaned_data.get("username")
         if not email:
             return super().clean()
-        key = _failures_key(email, client_ip(self.request))
+        key = _failures_key(email, client_address(self.request) if self.request else "unknown")
         window = settings.LOGIN_FAILURES_WINDOW_SECONDS
         if cache.get(key, 0) >= settings.LOGIN_FAILURES_MAX:
             raise forms.ValidationError(
@@ -81,11 +77,7 @@ class ThrottledLogin:
         try:
             data = super().clean()
         except forms.ValidationError:
-            cache.add(key, 0, timeout=window)  # the window starts at the first failure
-            try:
-                cache.incr(key)
-            except ValueError:  # it expired between add and incr
-                cache.set(key, 1, timeout=window)
+            cache_count(key, window_seconds=window)  # the window starts at the first failure
             raise
         cache.delete(key)
         return data

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, DataError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -281,18 +281,41 @@ def _transfer_in_one_statement(reference: str, kind: str, memo: str, legs: list[
     return movement.run(movement.statement(), movement.params)[0]
 
 
+# Balances are bigints. Every rupiah in the ledger came from the external source, whose
+# balance is minus all of them; every other balance is zero or more. So while the external
+# source stays within the bigint, no balance can leave it, whatever moves afterwards.
+MAX_MONEY = 2**63 - 1
+_NUMERIC_VALUE_OUT_OF_RANGE = "22003"
+
+
 def topup(*, user: User, amount: int, note: str = "", reference: str | None = None) -> int:
     """Credit a wallet from the external source; returns the new balance."""
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise errors.InvalidRequest("A top-up amount must be a positive whole number of rupiah.")
-    with transaction.atomic():
-        transfer(
-            reference=reference or f"topup:{uuid.uuid4()}",
-            kind=TxKind.TOPUP,
-            legs=[Leg.wallet(user, amount), Leg(Kind.EXTERNAL, -amount)],
-            memo=note[:255],
-        )
+    try:
+        with transaction.atomic():
+            external = LedgerAccount.objects.filter(kind=Kind.EXTERNAL, user__isnull=True)
+            if amount > MAX_MONEY + (external.values_list("balance", flat=True).first() or 0):
+                raise _past_max_money(amount)
+            transfer(
+                reference=reference or f"topup:{uuid.uuid4()}",
+                kind=TxKind.TOPUP,
+                legs=[Leg.wallet(user, amount), Leg(Kind.EXTERNAL, -amount)],
+                memo=note[:255],
+            )
+    except DataError as exc:
+        # Two top-ups at once can both pass the check above; PostgreSQL refuses the
+        # second's overflow (SQLite runs one writer at a time, so the check is exact there).
+        if getattr(exc.__cause__, "sqlstate", None) == _NUMERIC_VALUE_OUT_OF_RANGE:
+            raise _past_max_money(amount) from None
+        raise
     return wallet_balance(user)
+
+
+def _past_max_money(amount: int) -> errors.InvalidRequest:
+    return errors.InvalidRequest(
+        f"The ledger holds at most {MAX_MONEY} rupiah in all: a top-up of {amount} would pass it."
+    )
 
 
 def hold_legs(buyer: User | int, amount: int) -> list[Leg]:

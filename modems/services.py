@@ -236,7 +236,8 @@ def heartbeat_items(raw: list[Any]) -> list[HeartbeatItem]:
             type(uid) is str
             and len(uid) <= 64
             and (signal is None or (type(signal) is int and 0 <= signal <= 100))
-            and (can_order is None or type(can_order) is bool)
+            # Left out, can_order keeps the modem's setting; null is not a setting.
+            and (type(can_order) is bool or (can_order is None and "can_order" not in item))
         ):
             break
         uid = uid.strip()
@@ -257,7 +258,7 @@ def heartbeat_items(raw: list[Any]) -> list[HeartbeatItem]:
 def heartbeat_item(item: Any) -> HeartbeatItem:
     uid = uid_of(item)
     can_order = item.get("can_order")
-    if can_order is not None and not isinstance(can_order, bool):
+    if "can_order" in item and type(can_order) is not bool:
         raise ItemError("can_order must be true or false.")
     return HeartbeatItem(uid=uid, signal=_signal(item.get("signal")), can_order=can_order)
 

@@ -21,10 +21,12 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from requests_hardened import Config, Manager
+from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from requests_hardened import Config, HTTPSession
 from requests_hardened.ip_filter import InvalidIPAddress
 
-from accounts.callback_url import CallbackUrlError, check_callback_url
+from accounts.callback_url import CallbackUrlError, allowed_address, check_callback_url
 from accounts.models import User
 from modems.models import InboundSms
 from orders.models import CallbackAttempt, CallbackDelivery, Order
@@ -119,17 +121,56 @@ def _retry_after(value: str | None) -> timedelta | None:
     return min(max(wait, timedelta(0)), RETRY_AFTER_CAP)
 
 
-def _http() -> Manager:
-    return Manager(
+class PinnedAddressAdapter(HTTPAdapter):
+    """Connects to the address the host resolved to, checked by the rule the URL was
+    checked by when it was saved (`address_allowed`), so that DNS gets no second answer
+    between the check and the connection. requests-hardened's IP-filter adapter, with
+    ZeroTP's address rule in place of its own."""
+
+    def __init__(self, *, allow_private: bool) -> None:
+        super().__init__()
+        self.allow_private = allow_private
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: bool | str, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        host, port = host_params["host"], host_params["port"]
+        default_port = 443 if host_params["scheme"] == "https" else 80
+        try:
+            address = allowed_address(host, port or default_port, allow_private=self.allow_private)
+        except (OSError, UnicodeError) as exc:
+            raise requests.ConnectionError(f"{host} does not resolve") from exc
+        if address is None:
+            raise InvalidIPAddress(host)
+        # The request names the host, the socket goes to the checked address, and TLS
+        # checks the certificate against the host.
+        request.headers = CaseInsensitiveDict(request.headers or {})
+        named = f"[{host}]" if ":" in host else host
+        request.headers["Host"] = f"{named}:{port}" if port else named
+        if host_params["scheme"] == "https":
+            pool_kwargs["assert_hostname"] = host
+            pool_kwargs["server_hostname"] = host
+        host_params["host"] = address.split("%", 1)[0]
+        return host_params, pool_kwargs
+
+
+def _http() -> requests.Session:
+    session = HTTPSession(
         Config(
-            # The address rule is lifted only for local development and tests.
-            ip_filter_enable=not settings.CALLBACK_ALLOW_PRIVATE,
+            ip_filter_enable=False,  # PinnedAddressAdapter filters with ZeroTP's rule instead
             ip_filter_allow_loopback_ips=False,
             never_redirect=True,
             default_timeout=(TIMEOUT_SECONDS, TIMEOUT_SECONDS),
             user_agent_override=USER_AGENT,
         )
     )
+    adapter = PinnedAddressAdapter(allow_private=settings.CALLBACK_ALLOW_PRIVATE)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 def post_signed(*, url: str, secrets: list[str], webhook_id: str, body: str) -> Outcome:
@@ -147,9 +188,10 @@ def post_signed(*, url: str, secrets: list[str], webhook_id: str, body: str) -> 
     raw = body.encode("utf-8")
     headers = webhook_headers(secrets, webhook_id, int(time.time()), raw)
     try:
-        response = _http().send_request(
-            "POST", url, data=raw, headers=headers, stream=True, allow_redirects=False
-        )
+        with _http() as session:
+            response = session.request(
+                "POST", url, data=raw, headers=headers, stream=True, allow_redirects=False
+            )
     except InvalidIPAddress:
         return Outcome(None, "refused: the host resolves to a private address", elapsed())
     except requests.Timeout:

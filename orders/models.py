@@ -265,3 +265,19 @@ class CallbackAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.delivery.webhook_id} at {self.at}: {self.status_code or self.error}"
+
+
+class JobRun(models.Model):
+    """When a periodic job last finished cleanly (the expiry sweep, `manage.py
+    ledger_check`): one row per job, overwritten each time. `/readyz` and `/metrics` read
+    it; a table rather than the cache, which may evict or cull the row."""
+
+    class Job(models.TextChoices):
+        EXPIRY_SWEEP = "expiry_sweep", "Expiry sweep"
+        LEDGER_CHECK = "ledger_check", "Ledger check"
+
+    name = models.CharField(max_length=64, primary_key=True, choices=Job.choices)
+    succeeded_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.succeeded_at}"

@@ -2,6 +2,7 @@
 answers from a script (status, headers, body), then 200 once the script runs out."""
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ class Receiver:
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self.script: list[Answer] = []
+        self.delay = 0.0  # seconds between a request's arrival and its answer
         self._lock = threading.Lock()
         receiver = self
 
@@ -38,6 +40,8 @@ class Receiver:
                         Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                     )
                     answer = receiver.script.pop(0) if receiver.script else Answer()
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)

@@ -3,6 +3,7 @@ schema pieces every view uses to document its errors."""
 
 import json
 import math
+import re
 from typing import Any
 
 from django.conf import settings
@@ -17,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from zerotp import errors
+from zerotp.converters import MAX_ID
 from zerotp.errors import error_body
 from zerotp.text import unstorable
 
@@ -88,9 +90,12 @@ class LenientJSONParser(BaseParser):
 
     The body is read up to API_MAX_BODY_BYTES; anything longer is a 413 before parsing.
     DRF reads the raw stream, so Django's DATA_UPLOAD_MAX_MEMORY_SIZE does not apply here.
+
+    `JSONOnlyNegotiation` picks this parser for every request, so `media_type` only says
+    what the OpenAPI schema documents: JSON, the one thing the body is parsed as.
     """
 
-    media_type = "*/*"
+    media_type = "application/json"
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         limit = settings.API_MAX_BODY_BYTES
@@ -148,6 +153,18 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+def _is_id(text: str) -> bool:
+    """0 to the largest bigint, in ASCII digits (int() would also take "+1", " 1", "١")."""
+    return re.fullmatch(r"[0-9]{1,19}", text) is not None and int(text) <= MAX_ID
+
+
+def _invalid_cursor() -> errors.InvalidRequest:
+    return errors.InvalidRequest(
+        "The cursor is not valid: use the `next` URL of the previous page.",
+        fields={"cursor": ["Invalid cursor."]},
+    )
+
+
 class CursorPage(pagination.CursorPagination):
     """`{"results": [...], "next": url or null}`, newest first, stable under inserts."""
 
@@ -158,12 +175,27 @@ class CursorPage(pagination.CursorPagination):
 
     def decode_cursor(self, request: Any) -> Any:
         try:
-            return super().decode_cursor(request)
+            cursor = super().decode_cursor(request)
         except exceptions.NotFound:
+            raise _invalid_cursor() from None
+        # DRF checks the offset and the direction but hands the position (the id to page
+        # from) to the database as it came: a forged one was a 500.
+        if cursor is not None and cursor.position is not None and not _is_id(cursor.position):
+            raise _invalid_cursor()
+        return cursor
+
+    def get_page_size(self, request: Any) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        # DRF ignores a limit it cannot use and serves the default page; a client that asked
+        # for 500 would take 200 for the end of the list.
+        if not (_is_id(raw) and 1 <= int(raw) <= self.max_page_size):
             raise errors.InvalidRequest(
-                "The cursor is not valid: use the `next` URL of the previous page.",
-                fields={"cursor": ["Invalid cursor."]},
-            ) from None
+                f"limit must be a whole number from 1 to {self.max_page_size}.",
+                fields={"limit": [f"Must be 1 to {self.max_page_size}."]},
+            )
+        return int(raw)
 
     def get_paginated_response(self, data: list) -> Response:
         return Response({"results": data, "next": self.get_next_link()})

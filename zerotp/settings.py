@@ -4,12 +4,14 @@ Each variable has a default that suits a local run (`make run`); a wrong value s
 start-up with a message that names the variable.
 """
 
+import ipaddress
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from zerotp.client_address import trusted_proxies
 from zerotp.rates import parse_rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -38,6 +40,13 @@ SECRET_KEY = _read("SECRET_KEY", str, _DEV_SECRET_KEY)
 if HTTPS and SECRET_KEY == _DEV_SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set when HTTPS=true (production).")
 ALLOWED_HOSTS = _read("ALLOWED_HOSTS", list, ["127.0.0.1", "localhost", "[::1]", "testserver"])
+# The proxies whose X-Forwarded-For is believed (zerotp/client_address.py): addresses or CIDRs.
+try:
+    TRUSTED_PROXIES = trusted_proxies(_read("TRUSTED_PROXIES", str, ""))
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        f"Environment variable TRUSTED_PROXIES has a bad value: {exc}."
+    ) from None
 
 # --- Business rules (API.md, "Configuration") -------------------------------------------
 ORDER_TTL_SECONDS = _positive_int("ORDER_TTL_SECONDS", 1200)
@@ -88,6 +97,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "zerotp.middleware.ChunkedBodyMiddleware",  # first: before anything reads the body
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -309,6 +319,49 @@ LOGGING = {
         },
     },
 }
+
+# --- Operations: probes, metrics, logs (zerotp/health.py, metrics.py, logs.py) -----------
+# /healthz, /readyz and /metrics are answered first, before the host check and the HTTPS
+# redirect (a balancer probes each node by its address, over plain HTTP); every request
+# gets an id and, with LOG_FORMAT=json, one log line.
+MIDDLEWARE[:0] = ["zerotp.logs.RequestLogMiddleware", "zerotp.health.ProbeMiddleware"]
+INSTALLED_APPS.append("zerotp")  # its ready() logs each job (django-q2's signals)
+# /readyz answers 503 when the oldest waiting job, or the last clean expiry sweep, is older.
+READY_QUEUE_MAX_SECONDS = _positive_int("READY_QUEUE_MAX_SECONDS", 300)
+READY_EXPIRY_SWEEP_MAX_SECONDS = _positive_int("READY_EXPIRY_SWEEP_MAX_SECONDS", 300)
+# /metrics is a 404 unless at least one is set; when both are, a scrape needs both.
+METRICS_TOKEN = _read("METRICS_TOKEN", str, "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("Environment variable METRICS_TOKEN must be 16 characters or more.")
+METRICS_ALLOW = _read("METRICS_ALLOW", list, [])
+for _network in METRICS_ALLOW:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"Environment variable METRICS_ALLOW: {_network!r} is not an address or CIDR."
+        ) from None
+LOG_FORMAT = _read("LOG_FORMAT", str, "text" if DEBUG else "json")
+if LOG_FORMAT == "json":
+    LOGGING["formatters"]["json"] = {"()": "zerotp.logs.JsonFormatter"}
+    LOGGING["handlers"]["console"]["formatter"] = "json"
+    LOGGING["handlers"]["django.server"]["formatter"] = "json"
+    # One line per request and per job: the lines that would repeat them are left out
+    # (runserver's, Django's "Not Found: ..." and "Service Unavailable: ..." without a
+    # traceback, django-q's "Processed ...").
+    LOGGING["loggers"]["django.server"]["level"] = "ERROR"
+    LOGGING["filters"]["tracebacks_only"] = {
+        "()": "django.utils.log.CallbackFilter",
+        "callback": lambda record: record.exc_info is not None,
+    }
+    LOGGING["loggers"]["django.request"] = {"level": "ERROR", "filters": ["tracebacks_only"]}
+    LOGGING["loggers"]["django-q"] = {"level": "WARNING"}
+elif LOG_FORMAT == "text":
+    # `make run`: runserver and django-q print their own lines; ours only for failures.
+    LOGGING["loggers"]["zerotp.request"] = {"level": "WARNING"}
+    LOGGING["loggers"]["zerotp.job"] = {"level": "WARNING"}
+else:
+    raise ImproperlyConfigured("Environment variable LOG_FORMAT must be json or text.")
 
 # Development prints emails (password resets) on the console; production (HTTPS=true)
 # sends them over SMTP (EMAIL_HOST and friends in MAILERS' OPTIONS) unless EMAIL_BACKEND

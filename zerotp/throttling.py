@@ -1,6 +1,6 @@
 """Per-key rate limits (API_RATE_LIMIT, e.g. `100/s`), counted in the shared cache so that
-every gunicorn worker and every machine agree. Requests without a key (the public
-catalogue) are counted per client address."""
+every gunicorn worker and every machine agree. Requests without a valid key (the public
+catalogue, a missing or guessed key) are counted per client address."""
 
 import time
 
@@ -10,11 +10,23 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from zerotp import errors
+from zerotp.client_address import client_address
 from zerotp.rates import parse_rate
 
 
+def cache_count(counter: str, *, window_seconds: int) -> int:
+    """Add one to a counter in the shared cache that is forgotten `window_seconds` after its
+    first count; the count now (cache add, then incr)."""
+    cache.add(counter, 0, timeout=window_seconds)
+    try:
+        return cache.incr(counter)
+    except ValueError:  # it expired between add and incr
+        cache.set(counter, 1, timeout=window_seconds)
+        return 1
+
+
 class KeyRateThrottle(BaseThrottle):
-    """A fixed window per key: simple, shared, and one cache round trip when Redis is used."""
+    """A fixed window per key, or per client address for requests without a valid key."""
 
     def allow_request(self, request: Request, view: object) -> bool:
         rate = parse_rate(settings.API_RATE_LIMIT)
@@ -24,14 +36,8 @@ class KeyRateThrottle(BaseThrottle):
         now = time.time()
         window = int(now // period)
         record = request.auth
-        who = f"key:{record.pk}" if record is not None else f"ip:{self.get_ident(request)}"
-        counter = f"ratelimit:{who}:{period}:{window}"
-        cache.add(counter, 0, timeout=period * 2)
-        try:
-            used = cache.incr(counter)
-        except ValueError:  # expired between add and incr
-            cache.set(counter, 1, timeout=period * 2)
-            used = 1
+        who = f"key:{record.pk}" if record is not None else f"ip:{client_address(request)}"
+        used = cache_count(f"ratelimit:{who}:{period}:{window}", window_seconds=period * 2)
         if used > limit:
             raise errors.RateLimited(
                 f"More than {limit} requests per {period} s; slow down.",

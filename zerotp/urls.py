@@ -39,6 +39,7 @@ api_v1 = [
     path("api/modem/orders", OpenOrdersView.as_view(), name="api-modem-orders"),
 ]
 
+handler400 = "zerotp.middleware.bad_request"
 handler500 = "zerotp.middleware.server_error"
 
 urlpatterns = [

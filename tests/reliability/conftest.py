@@ -15,7 +15,9 @@ from accounts.models import User
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from billing.services import ledger_differences
 from modems.models import InboundSms, Modem
-from orders.models import CallbackDelivery, IdempotencyKey, Order, OrderStatus
+from orders.models import Application, CallbackDelivery, IdempotencyKey, Order, OrderStatus
+from orders.services import order_create
+from tests.factories import Agent, ApplicationFactory, Buyer, ModemFactory
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -24,6 +26,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "faults: restarts a private PostgreSQL cluster; skipped unless ZEROTP_FAULT_TESTS=1",
+    )
+    config.addinivalue_line(
+        "markers",
+        "scale_out: 2 web nodes and 2 workers, one of each killed; "
+        "skipped unless ZEROTP_SCALE_OUT_TESTS=1",
     )
 
 
@@ -51,6 +58,28 @@ def snapshot() -> dict[str, Any]:
             )
         ),
     }
+
+
+@dataclass
+class Market:
+    buyer: Buyer
+    agent: Agent
+    app: Application
+    modem: Modem
+    order_id: int
+
+    def headers(self, path: str) -> dict[str, str]:
+        return self.agent.headers if path.startswith("/api/modem/") else self.buyer.headers
+
+
+@pytest.fixture
+def market(buyer: Buyer, agent: Agent) -> Market:
+    """One application, two modems of one reseller (COM1, COM2), one pending order."""
+    app = ApplicationFactory(prices={"normal": 3500})
+    modem = ModemFactory(reseller=agent.user, uid="COM1")
+    ModemFactory(reseller=agent.user, uid="COM2")
+    order_id = order_create(buyer=buyer.user, application_id=app.pk).body["order_id"]
+    return Market(buyer, agent, app, modem, order_id)
 
 
 def escrow_balance() -> int:

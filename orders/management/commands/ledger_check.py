@@ -11,7 +11,8 @@ from django.db.models import Sum
 
 from billing.models import LedgerAccount
 from billing.services import ledger_differences
-from orders.models import Order, OrderStatus
+from orders.models import JobRun, Order, OrderStatus
+from orders.services import job_run_record
 
 
 def escrow_difference() -> str | None:
@@ -40,6 +41,7 @@ class Command(BaseCommand):
                 self.stderr.write(problem)
             raise CommandError(f"The ledger has {len(problems)} difference(s).")
         accounts = LedgerAccount.objects.count()
+        job_run_record(name=JobRun.Job.LEDGER_CHECK)  # /metrics shows its age
         self.stdout.write(
             f"Ledger sound: {accounts} accounts balance, every transaction sums to 0, "
             "escrow equals the pending orders."
