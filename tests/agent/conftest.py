@@ -21,6 +21,8 @@ from django.conf import settings
 from django.db import OperationalError
 
 from agent.virtual_modem import VirtualModem
+from orders.models import Application
+from tests.factories import ApplicationFactory
 
 
 def read(query: Callable[[], Any]) -> Any:
@@ -155,6 +157,20 @@ def modems() -> Iterator[Callable[..., VirtualModem]]:
     yield start
     for modem in started:
         modem.close()
+
+
+# WhatsApp's price in these tests; the reseller earns 70% of it.
+PRICE = 5000
+
+
+@pytest.fixture
+def whatsapp(db: None) -> Application:
+    return ApplicationFactory(
+        name="WhatsApp",
+        code="whatsapp",
+        sender_patterns=r"\bwhats\s?app\b",
+        prices={"normal": PRICE},
+    )
 
 
 class AgentProcess:

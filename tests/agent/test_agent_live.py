@@ -10,26 +10,15 @@ import pytest
 from billing.services import wallet_balance
 from modems.models import InboundSms, Modem
 from orders.models import Order
-from tests.agent.conftest import eventually, read
-from tests.factories import ApplicationFactory, make_agent, make_buyer
+from tests.agent.conftest import PRICE, eventually, read
+from tests.factories import make_agent, make_buyer
 
 pytestmark = [
     pytest.mark.skipif(os.name != "posix", reason="virtual modems need pseudo-terminals"),
     pytest.mark.django_db(transaction=True),
 ]
 
-PRICE = 5000
 SHARE = PRICE * 70 // 100
-
-
-@pytest.fixture
-def whatsapp() -> object:
-    return ApplicationFactory(
-        name="WhatsApp",
-        code="whatsapp",
-        sender_patterns=r"\bwhats\s?app\b",
-        prices={"normal": PRICE},
-    )
 
 
 def synced(count: int) -> bool:

@@ -12,22 +12,12 @@ from django.conf import settings
 
 from modems.models import InboundSms, Modem
 from tests.agent.conftest import eventually, read
-from tests.factories import ApplicationFactory, make_agent, make_buyer
+from tests.factories import make_agent, make_buyer
 
 pytestmark = [
     pytest.mark.skipif(os.name != "posix", reason="virtual modems need pseudo-terminals"),
     pytest.mark.django_db(transaction=True),
 ]
-
-
-@pytest.fixture
-def whatsapp() -> object:
-    return ApplicationFactory(
-        name="WhatsApp",
-        code="whatsapp",
-        sender_patterns=r"\bwhats\s?app\b",
-        prices={"normal": 5000},
-    )
 
 
 def test_ports_plugged_in_later_are_found_and_unplugged_ones_leave(
