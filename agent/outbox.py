@@ -17,6 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agent.pdu import Deliver
 
 # A part still missing this long after the first arrived: the parts present are sent.
 PART_WAIT_SECONDS = 60.0
@@ -117,6 +121,21 @@ class Part:
     pdu: str
     stamp: str
     received_at: str
+
+    @classmethod
+    def of(cls, sms: Deliver, *, uid: str, phone: str, pdu: str, received_at: str) -> Part:
+        """The part a modem read: `sms` is `pdu` decoded."""
+        return cls(
+            uid=uid,
+            phone=phone,
+            sender=sms.sender,
+            reference=sms.reference,
+            total=sms.parts,
+            seq=sms.part,
+            pdu=pdu,
+            stamp=sms.timestamp.isoformat(),
+            received_at=received_at,
+        )
 
 
 @dataclass(frozen=True)

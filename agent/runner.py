@@ -212,15 +212,11 @@ class ModemWorker(threading.Thread):
                         received_at,
                     )
                 self.agent.outbox.add_part(
-                    Part(
+                    Part.of(
+                        sms,
                         uid=state.uid,
                         phone=state.phone or "",
-                        sender=sms.sender,
-                        reference=sms.reference,
-                        total=sms.parts,
-                        seq=sms.part,
                         pdu=pdu,
-                        stamp=sms.timestamp.isoformat(),
                         received_at=received_at,
                     )
                 )

@@ -20,6 +20,7 @@ import requests
 from django.conf import settings
 from django.db import OperationalError
 
+from agent.outbox import Outbox
 from agent.virtual_modem import VirtualModem
 from orders.models import Application
 from tests.factories import ApplicationFactory
@@ -157,6 +158,19 @@ def modems() -> Iterator[Callable[..., VirtualModem]]:
     yield start
     for modem in started:
         modem.close()
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """Where an outbox is kept."""
+    return tmp_path / "outbox.sqlite3"
+
+
+@pytest.fixture
+def outbox(path: Path) -> Iterator[Outbox]:
+    box = Outbox(path)
+    yield box
+    box.close()
 
 
 # WhatsApp's price in these tests; the reseller earns 70% of it.

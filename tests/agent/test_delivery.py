@@ -34,18 +34,6 @@ def api() -> Iterator[FakeAgentApi]:
 
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "outbox.sqlite3"
-
-
-@pytest.fixture
-def outbox(path: Path) -> Iterator[Outbox]:
-    box = Outbox(path)
-    yield box
-    box.close()
-
-
-@pytest.fixture
 def server(api: FakeAgentApi) -> Server:
     return Server(api.url, KEY, timeout=5)
 

@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -36,37 +36,13 @@ def parts_of(pdus: Sequence[str], *, uid: str = UID, phone: str = PHONE) -> list
     for pdu in pdus:
         sms = decode_deliver(pdu)
         received_at, _ = received_time(sms.timestamp, sms.timestamp.timestamp())
-        parts.append(
-            Part(
-                uid=uid,
-                phone=phone,
-                sender=sms.sender,
-                reference=sms.reference,
-                total=sms.parts,
-                seq=sms.part,
-                pdu=pdu,
-                stamp=sms.timestamp.isoformat(),
-                received_at=received_at,
-            )
-        )
+        parts.append(Part.of(sms, uid=uid, phone=phone, pdu=pdu, received_at=received_at))
     return parts
 
 
 def sms(text: str, *, sender: str = SENDER, stamp: datetime = STAMP, **options: object) -> Part:
     (part,) = parts_of(encode_deliver(sender, text, stamp, **options))
     return part
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "outbox.sqlite3"
-
-
-@pytest.fixture
-def outbox(path: Path) -> Iterator[Outbox]:
-    box = Outbox(path)
-    yield box
-    box.close()
 
 
 def texts(outbox: Outbox) -> list[str]:

@@ -514,11 +514,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_run_syncs_listens_delivers_and_stops(tmp_path: Path) -> None:
-    api = FakeAgentApi()
-    api.start()
-    outbox = Outbox(tmp_path / "outbox.sqlite3")
-    port = free_port()
+def start_run(
+    api: FakeAgentApi, outbox: Outbox, port: int
+) -> tuple[threading.Thread, threading.Event, list[int]]:
+    """`smsgate.run` (the command's body) in a thread; its exit code lands in the list."""
     stop = threading.Event()
     result: list[int] = []
     runner = threading.Thread(
@@ -534,6 +533,15 @@ def test_run_syncs_listens_delivers_and_stops(tmp_path: Path) -> None:
         )
     )
     runner.start()
+    return runner, stop, result
+
+
+def test_run_syncs_listens_delivers_and_stops(tmp_path: Path) -> None:
+    api = FakeAgentApi()
+    api.start()
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    port = free_port()
+    runner, stop, result = start_run(api, outbox, port)
     try:
         wait_for(lambda: api.bodies("/api/modem/sync"))
         url = f"http://127.0.0.1:{port}/"
@@ -561,21 +569,7 @@ def test_run_keeps_sms_until_the_server_is_reached(
     outbox = Outbox(tmp_path / "outbox.sqlite3")
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    stop = threading.Event()
-    result: list[int] = []
-    runner = threading.Thread(
-        target=lambda: result.append(
-            smsgate.run(
-                server=Server(api.url, "agent-key", timeout=5),
-                outbox=outbox,
-                listen=f"127.0.0.1:{port}",
-                signing_key=KEY,
-                sims=SIMS,
-                stop=stop,
-            )
-        )
-    )
-    runner.start()
+    runner, stop, result = start_run(api, outbox, port)
     try:
         wait_for(lambda: _answers(url))
         assert post(url, sms_received("Kode 818-181")).status_code == 200
