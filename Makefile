@@ -3,16 +3,23 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run serve test lint format venv clean-db bench agent
+.PHONY: run serve test lint typecheck format venv clean-db bench agent
 
+# The site's packages (requirements.txt), and on top of them the tests' and tools'
+# (requirements-dev.txt) for `make test` and `make lint`.
 $(STAMP): requirements.txt
 	@test -x $(PY) || "$$(scripts/python.sh)" -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	@touch $(STAMP)
 
-venv: $(STAMP)
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $(DEV_STAMP)
+
+venv: $(DEV_STAMP)
 
 ## Web server and job-queue worker on SQLite, demo catalogue and demo keys (Ctrl-C stops both).
 run: $(STAMP)
@@ -24,14 +31,19 @@ serve: $(STAMP)
 	scripts/serve.sh
 
 ## The whole test suite (SQLite by default; set DATABASE_URL for PostgreSQL).
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+## ruff, and mypy with the Django and DRF plugins over the apps (configured in pyproject.toml).
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
-format: $(STAMP)
+typecheck: $(DEV_STAMP)
+	$(VENV)/bin/mypy
+
+format: $(DEV_STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 

@@ -1,5 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from accounts.forms import AdminLoginForm
 from accounts.models import ApiKey, User
@@ -15,7 +17,7 @@ class ApiKeyInline(admin.TabularInline):
     fields = ("kind", "masked", "created_at", "revoked_at")
     readonly_fields = fields
 
-    def has_add_permission(self, request: object, obj: object = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
         return False
 
 
@@ -44,11 +46,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
     readonly_fields = ("user", "kind", "prefix", "last4", "digest", "created_at")
     actions = ["revoke"]
 
-    def has_add_permission(self, request: object) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # keys are issued by the account services, shown once
 
     @admin.action(description="Revoke the selected keys")
-    def revoke(self, request: object, queryset: object) -> None:
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         from django.utils import timezone
 
         queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())

@@ -17,6 +17,14 @@ from billing.services import wallet_balance
 from zerotp.api import StrictCharField, error_responses, validated
 
 
+class KeyedRequest(Request):
+    """A request to a KeyedView's handler: the key was checked before the handler runs, so
+    DRF's `user` is the key's owner, never anonymous. Only the handlers' signatures say so;
+    DRF builds the request as it always does."""
+
+    user: User
+
+
 class KeyedView(APIView):
     """An endpoint that needs a key. DRF checks the rate limit only after a key passed, so a
     request whose key is missing, wrong or refused is counted here, per client address (it
@@ -53,7 +61,7 @@ class BalanceView(BuyerView):
         summary="The account's balance in rupiah",
         responses={200: BalanceSerializer, **error_responses(401, 403)},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: KeyedRequest) -> Response:
         return Response({"balance": wallet_balance(request.user), "currency": settings.CURRENCY})
 
 
@@ -108,7 +116,7 @@ class AccountView(BuyerView):
         summary="Account and callback settings",
         responses={200: AccountSerializer, **error_responses(401, 403)},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: KeyedRequest) -> Response:
         return Response(account_data(request.user))
 
     @extend_schema(
@@ -117,7 +125,7 @@ class AccountView(BuyerView):
         request=AccountPatchSerializer,
         responses={200: AccountSerializer, **error_responses(400, 401, 403, 413)},
     )
-    def patch(self, request: Request) -> Response:
+    def patch(self, request: KeyedRequest) -> Response:
         data = validated(AccountPatchSerializer, request.data)
         user = callback_settings_update(
             user=request.user,

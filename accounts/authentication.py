@@ -2,27 +2,28 @@
 key is a 401 with `WWW-Authenticate`; a disabled account is a 403."""
 
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 
 from accounts.models import ApiKey, User
 from accounts.services import key_authenticate
-from zerotp import errors
+from zerotp.api import KeyRefused
 
 
 class _KeyAuthentication(BaseAuthentication):
     header: str
     kind: str
-    error: type[errors.DomainError]
+    code: str  # the contract's error code for a key refused
 
     def authenticate(self, request: Request) -> tuple[User, ApiKey]:
         key = request.headers.get(self.header, "").strip()
         if not key:
-            raise self.error(f"The {self.header} header is missing.")
+            raise KeyRefused(self.code, f"The {self.header} header is missing.")
         record = key_authenticate(key=key, kind=self.kind)
         if record is None:
-            raise self.error(f"The {self.header} is unknown or revoked.")
+            raise KeyRefused(self.code, f"The {self.header} is unknown or revoked.")
         if not record.user.is_active:
-            raise errors.Forbidden("This account is disabled.")
+            raise PermissionDenied("This account is disabled.")
         self.check(record.user)
         return record.user, record
 
@@ -36,14 +37,14 @@ class _KeyAuthentication(BaseAuthentication):
 class ApiKeyAuthentication(_KeyAuthentication):
     header = "X-API-KEY"
     kind = ApiKey.Kind.API
-    error = errors.InvalidApiKey
+    code = "invalid_api_key"
 
 
 class AgentKeyAuthentication(_KeyAuthentication):
     header = "X-AGENT-KEY"
     kind = ApiKey.Kind.AGENT
-    error = errors.InvalidAgentKey
+    code = "invalid_agent_key"
 
     def check(self, user: User) -> None:
         if not user.is_reseller:
-            raise errors.Forbidden("This account is no longer a reseller.")
+            raise PermissionDenied("This account is no longer a reseller.")

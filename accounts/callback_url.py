@@ -57,7 +57,7 @@ def address_allowed(address: str, *, allow_private: bool) -> bool:
 def resolve(host: str, port: int) -> list[str]:
     """Every address the host resolves to (the seam the SSRF tests replace)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [info[4][0] for info in infos]
+    return [str(info[4][0]) for info in infos]
 
 
 def allowed_address(host: str, port: int, *, allow_private: bool) -> str | None:

@@ -3,7 +3,7 @@ accounts.services or orders.callbacks; the views only translate forms and errors
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, Concatenate, cast
 
 from django.conf import settings
 from django.contrib import messages
@@ -11,6 +11,7 @@ from django.contrib.auth import login
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
 from django.utils import timezone
@@ -18,26 +19,41 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
 
 from accounts.forms import CallbackSettingsForm, ConfirmForm, SignupForm
-from accounts.models import ApiKey
+from accounts.models import ApiKey, User
 from accounts.services import account_create, callback_settings_update, key_issue
-from orders.callbacks import callback_resend, callback_test
+from orders.callbacks import Outcome, callback_resend, callback_test
 from orders.dashboard import live_key
 from orders.selectors import deliveries_of
 from zerotp.errors import DomainError
 
-View = Callable[..., HttpResponse]
+
+class HtmxRequest(HttpRequest):
+    """Every request of the site: django_htmx's middleware gives each its `htmx`."""
+
+    htmx: HtmxDetails
 
 
-def login_required(view: View) -> View:
+class SignedInRequest(HtmxRequest):
+    """A request that passed login_required below: its user is an account, never anonymous.
+    Only the views' signatures say so; Django builds the request as it always does."""
+
+    user: User
+
+
+def login_required[**P](
+    view: Callable[Concatenate[SignedInRequest, P], HttpResponseBase],
+) -> Callable[Concatenate[HtmxRequest, P], HttpResponseBase]:
     """Django's login_required, except that an htmx request (a poll whose session ran out)
     sends the whole page to the log-in form instead of swapping the form into a fragment."""
 
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HtmxRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
         if request.user.is_authenticated:
-            return view(request, *args, **kwargs)
+            # Checked just now: the user is an account, which is all SignedInRequest adds.
+            return view(cast(SignedInRequest, request), *args, **kwargs)
         if request.htmx:
             page = request.htmx.current_url_abs_path or "/"
             return HttpResponseClientRedirect(redirect_to_login(page).url)
@@ -72,7 +88,7 @@ def _key_confirm_form(data: Any = None) -> ConfirmForm:
 
 
 def _api_page(
-    request: HttpRequest,
+    request: SignedInRequest,
     *,
     new_key: str | None = None,
     key_form: ConfirmForm | None = None,
@@ -103,13 +119,13 @@ def _api_page(
 
 
 @login_required
-def api_settings(request: HttpRequest) -> HttpResponse:
+def api_settings(request: SignedInRequest) -> HttpResponse:
     return _api_page(request)
 
 
 @require_POST
 @login_required
-def api_key_regenerate(request: HttpRequest) -> HttpResponse:
+def api_key_regenerate(request: SignedInRequest) -> HttpResponse:
     form = _key_confirm_form(request.POST)
     if not form.is_valid():
         return _api_page(request, key_form=form)
@@ -119,7 +135,7 @@ def api_key_regenerate(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-def callback_settings(request: HttpRequest) -> HttpResponse:
+def callback_settings(request: SignedInRequest) -> HttpResponse:
     form = CallbackSettingsForm(request.POST)
     if form.is_valid():
         try:
@@ -139,7 +155,7 @@ def callback_settings(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-def callback_secret_rotate(request: HttpRequest) -> HttpResponse:
+def callback_secret_rotate(request: SignedInRequest) -> HttpResponse:
     callback_settings_update(user=request.user, rotate_secret=True)
     messages.success(
         request,
@@ -150,13 +166,13 @@ def callback_secret_rotate(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-def callback_test_send(request: HttpRequest) -> HttpResponse:
+def callback_test_send(request: SignedInRequest) -> HttpResponse:
+    outcome: Outcome | None = None
+    error = ""
     try:
         _, outcome = callback_test(buyer=request.user)
     except DomainError as exc:
-        outcome, error = None, exc.message
-    else:
-        error = None
+        error = exc.message
     if request.htmx:
         context = {
             "outcome": outcome,
@@ -165,7 +181,7 @@ def callback_test_send(request: HttpRequest) -> HttpResponse:
             "oob": True,
         }
         return render(request, "accounts/_callback_test_result.html", context)
-    if error:
+    if outcome is None:
         messages.error(request, error)
     elif outcome.delivered:
         messages.success(
@@ -180,7 +196,7 @@ def callback_test_send(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-def callback_resend_view(request: HttpRequest, delivery_id: int) -> HttpResponse:
+def callback_resend_view(request: SignedInRequest, delivery_id: int) -> HttpResponse:
     try:
         callback_resend(buyer=request.user, delivery_id=delivery_id)
     except DomainError as exc:

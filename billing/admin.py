@@ -2,10 +2,13 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from accounts.admin import UserAdmin
+from accounts.models import User
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from billing.services import topup
 from zerotp import errors
@@ -64,7 +67,7 @@ class TopupForm(forms.Form):
 
 @admin.action(description="Top up the selected users' balances")
 def topup_users(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: object
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[User]
 ) -> HttpResponse | None:
     if "apply" in request.POST:
         form = TopupForm(request.POST)
@@ -92,9 +95,11 @@ def topup_users(
             "form": form,
             "users": queryset,
             "title": "Top up balances",
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         },
     )
 
 
-UserAdmin.actions = [*(UserAdmin.actions or []), topup_users]
+# `actions` is a class attribute; the stubs declare it per instance (it holds ModelAdmin's
+# type variable, which a ClassVar cannot), so setting it on the class reads as ambiguous.
+UserAdmin.actions = [*(UserAdmin.actions or []), topup_users]  # type: ignore[misc]

@@ -23,7 +23,7 @@ from django.utils import timezone
 from accounts.models import User
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from zerotp import errors
-from zerotp.db import prepared
+from zerotp.db import prepared, writes_in_one_statement
 
 Kind = LedgerAccount.Kind
 TxKind = LedgerTransaction.Kind
@@ -115,7 +115,7 @@ def transfer(*, reference: str, kind: str, legs: Sequence[Leg], memo: str = "") 
     exception leaves its `atomic` block)."""
     _check_legs(reference, legs)
     legs = sorted(legs, key=lambda leg: leg.lock_order)
-    if connection.vendor == "postgresql":
+    if writes_in_one_statement():
         return _transfer_in_one_statement(reference, kind, memo, legs)
     # No savepoint of its own: any failure here aborts the whole enclosing transaction.
     with transaction.atomic(savepoint=False):
@@ -154,36 +154,52 @@ _TAKEN, _SHORT = "ZT001", "ZT002"
 
 
 @dataclass(frozen=True)
+class WrittenRow:
+    """The row a statement writes before the movement booked for it, in the same statement
+    (PostgreSQL): the CTE that returns it, the column holding the amount to move, and the
+    reference, which is `prefix` + the row's id + `suffix` (an order's `order:<id>:hold`)."""
+
+    cte: str
+    amount_column: str
+    prefix: str
+    suffix: str
+
+    def describe(self) -> str:
+        return f"{self.prefix}<new>{self.suffix}"
+
+
+@dataclass(frozen=True)
 class Movement:
-    """A ledger movement as data-modifying CTEs of one PostgreSQL statement; see
-    `movement_ctes`. `statement` writes the statement, `run` runs it."""
+    """A ledger movement as data-modifying CTEs of one PostgreSQL statement (`_movement`);
+    `statement` writes the whole statement, `run` runs it."""
 
     ctes: str  # "tx AS (...), leg0 AS (...), ..., entries AS (...)"
     params: dict[str, object]
     reference: str
     legs: list[Leg]
-    gate: str | None
+    row: WrittenRow | None
 
-    def statement(self, gate_sql: str = "", leading: str = "") -> str:
-        """The whole statement: the gate's CTE (when there is one) and the movement's, then
-        the gate's row (NULLs when it wrote none) and the movement's own check. The check
-        raises inside the statement when the gate wrote a row but the reference was taken
-        or a leg refused, so the statement undoes itself, with or without a transaction
-        around it; CASE makes the reference's check come first. `leading`: CTEs the gate
-        reads, written before it."""
-        written = f"NOT EXISTS (SELECT FROM {self.gate}) OR " if self.gate else ""
+    def statement(self, row_sql: str = "", leading: str = "") -> str:
+        """The whole statement: `row_sql` as the written row's CTE (when there is one) and the
+        movement's, then that row (NULLs when it wrote none) and the movement's own check.
+        The check raises inside the statement when the row was written but the reference
+        was taken or a leg refused, so the statement undoes itself, with or without a
+        transaction around it; CASE makes the reference's check come first. `leading`:
+        CTEs the row's statement reads, written before it."""
+        row = self.row
+        written = f"NOT EXISTS (SELECT FROM {row.cte}) OR " if row else ""
         check = (
             f"CASE WHEN zerotp_assert({written}EXISTS (SELECT FROM tx), '{_TAKEN}', "
             "%(mv_reference)s) "
             f"THEN zerotp_assert({written}(SELECT count(*) FROM entries) = {len(self.legs)}, "
             f"'{_SHORT}', %(mv_reference)s) END"
         )
-        if self.gate is None:
+        if row is None:
             return f"WITH {self.ctes}\nSELECT (SELECT id FROM tx), {check}"
         leading = f"{leading},\n" if leading else ""
         return (
-            f"WITH {leading}{self.gate} AS ({gate_sql}),\n{self.ctes}\n"
-            f"SELECT {self.gate}.*, {check} FROM (SELECT 1) AS one LEFT JOIN {self.gate} ON true"
+            f"WITH {leading}{row.cte} AS ({row_sql}),\n{self.ctes}\n"
+            f"SELECT {row.cte}.*, {check} FROM (SELECT 1) AS one LEFT JOIN {row.cte} ON true"
         )
 
     def run(self, sql: str, params: dict[str, object]) -> tuple:
@@ -199,35 +215,40 @@ class Movement:
                 raise AlreadyBooked(self.reference) from None
             if state == _SHORT:
                 short = next((-leg.amount for leg in self.legs if _debit_checked(leg)), 0)
-                raise errors.InsufficientBalance(f"The balance is below {short}.") from None
+                below = f"the {self.row.amount_column}" if self.row else str(short)
+                raise errors.InsufficientBalance(f"The balance is below {below}.") from None
             raise
 
 
-def movement_ctes(
+def hold_for(row: WrittenRow, buyer: User | int) -> Movement:
+    """`hold` of the amount in the row the same statement writes (a new order's price)."""
+    return _movement(kind=TxKind.HOLD, legs=hold_legs(buyer, 1), row=row)
+
+
+def release_for(row: WrittenRow, buyer: User | int) -> Movement:
+    """`release` of the amount in the row the same statement writes (a cancelled order's)."""
+    return _movement(kind=TxKind.RELEASE, legs=release_legs(buyer, 1), row=row)
+
+
+def _movement(
     *,
     kind: str,
     legs: Sequence[Leg],
-    reference: str,
-    reference_sql: str = "%(mv_reference)s",
-    gate: str | None = None,
-    scale_sql: str | None = None,
+    reference: str = "",
+    row: WrittenRow | None = None,
     memo: str = "",
 ) -> Movement:
-    """`transfer` on PostgreSQL as CTEs of one statement, doing in order what `transfer`
-    does on SQLite in four or more round trips.
+    """`transfer` on PostgreSQL as CTEs of one statement, doing in order what the portable
+    path does in four or more round trips.
 
     The transaction row comes first; each leg runs only once the one before it has
     (`EXISTS` on it is a one-time filter, evaluated before the leg touches a row), so the
     accounts are locked in the legs' lock order, and a taken reference or a refused debit
     stops the legs after it. A credit creates an account that does not exist yet
     (`ON CONFLICT ... DO UPDATE`); a debit is an UPDATE that matches no row when it would
-    overdraw.
-
-    A statement that first writes something else names it: `gate`, a CTE without whose
-    row nothing is booked; `reference_sql`, an SQL expression for the reference (it may
-    read the gate); `scale_sql`, an expression every leg's amount is multiplied by (legs
-    of +1 and -1 move an amount only the gate knows). `reference` is what the expression
-    gives, for the error message."""
+    overdraw. For a `row`, nothing is booked unless the row was written, the reference is
+    read from it, and each leg's amount (then +1 or -1) is multiplied by the row's amount."""
+    reference = row.describe() if row else reference
     _check_legs(reference, legs)
     legs = sorted(legs, key=lambda leg: leg.lock_order)
     accounts, entries = _TABLE, LedgerEntry._meta.db_table
@@ -237,12 +258,16 @@ def movement_ctes(
         "mv_memo": memo,
         "mv_now": connection.ops.adapt_datetimefield_value(timezone.now()),
     }
-    scale = f" * {scale_sql}" if scale_sql else ""
-    gated = f" WHERE EXISTS (SELECT FROM {gate})" if gate else ""
+    reference_sql, scale, only_if_written = "%(mv_reference)s", "", ""
+    if row is not None:
+        params |= {"mv_prefix": row.prefix, "mv_suffix": row.suffix}
+        reference_sql = f"%(mv_prefix)s::text || (SELECT id FROM {row.cte}) || %(mv_suffix)s::text"
+        scale = f" * (SELECT {row.amount_column} FROM {row.cte})"
+        only_if_written = f" WHERE EXISTS (SELECT FROM {row.cte})"
     ctes = [
         f"tx AS (INSERT INTO {LedgerTransaction._meta.db_table} (reference, kind, memo, "
-        f"created_at) SELECT {reference_sql}, %(mv_kind)s, %(mv_memo)s, %(mv_now)s{gated} "
-        "ON CONFLICT (reference) DO NOTHING RETURNING id)"
+        f"created_at) SELECT {reference_sql}, %(mv_kind)s, %(mv_memo)s, %(mv_now)s"
+        f"{only_if_written} ON CONFLICT (reference) DO NOTHING RETURNING id)"
     ]
     previous = "tx"
     for index, leg in enumerate(legs):
@@ -273,11 +298,11 @@ def movement_ctes(
         f"SELECT tx.id, moved.id, moved.amount, %(mv_now)s FROM tx, ({moved}) AS moved "
         "RETURNING 1)"
     )
-    return Movement(",\n".join(ctes), params, reference, legs, gate)
+    return Movement(",\n".join(ctes), params, reference, legs, row)
 
 
 def _transfer_in_one_statement(reference: str, kind: str, memo: str, legs: list[Leg]) -> int:
-    movement = movement_ctes(kind=kind, legs=legs, reference=reference, memo=memo)
+    movement = _movement(kind=kind, legs=legs, reference=reference, memo=memo)
     return movement.run(movement.statement(), movement.params)[0]
 
 

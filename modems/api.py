@@ -9,10 +9,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api import AgentView
+from accounts.api import AgentView, KeyedRequest
 from modems.models import Operator
 from modems.phone import PhoneNumberError, normalize_phone
 from modems.services import ItemError, heartbeat_items, modems_heartbeat, modems_sync
@@ -76,7 +75,7 @@ class SyncView(AgentView):
         request=SyncRequestSerializer,
         responses={200: SyncResponseSerializer, **error_responses(400, 401, 403, 413)},
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: KeyedRequest) -> Response:
         result = modems_sync(reseller=request.user, items=_batch(request.data))
         return Response(
             {
@@ -114,7 +113,7 @@ class HeartbeatView(AgentView):
         request=HeartbeatRequestSerializer,
         responses={200: HeartbeatResponseSerializer, **error_responses(400, 401, 403, 413)},
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: KeyedRequest) -> Response:
         try:
             items = heartbeat_items(_batch(request.data))
         except ItemError as exc:
@@ -180,7 +179,7 @@ class InboundSmsView(AgentView):
         request=InboundSmsSerializer,
         responses={200: SmsResultSerializer, **error_responses(400, 401, 403, 404, 413)},
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: KeyedRequest) -> Response:
         data = validated(InboundSmsSerializer, request.data)
         phone = data.get("phone_number") or ""
         if phone:
@@ -224,6 +223,6 @@ class OpenOrdersView(AgentView):
         ),
         responses={200: OpenOrdersSerializer, **error_responses(401, 403)},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: KeyedRequest) -> Response:
         rows = open_orders_on_modems_of(request.user)
         return Response({"orders": [open_order_data(row) for row in rows]})

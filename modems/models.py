@@ -18,15 +18,6 @@ class ModemQuerySet(models.QuerySet["Modem"]):
         since = timezone.now() - timedelta(seconds=settings.MODEM_ONLINE_SECONDS)
         return self.filter(last_heartbeat_at__gte=since)
 
-    def orderable(self, operator: str) -> "ModemQuerySet":
-        """Online, said can_order, has a number, serves the operator, not disabled."""
-        return self.online().filter(
-            can_order=True,
-            phone_number__isnull=False,
-            mapping=operator,
-            disabled=False,
-        )
-
 
 class Modem(models.Model):
     reseller = models.ForeignKey(

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.paginator import Paginator
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
@@ -16,7 +17,7 @@ from django.views.decorators.http import require_POST
 from accounts.forms import ConfirmForm
 from accounts.models import ApiKey
 from accounts.services import key_issue, reseller_enable
-from accounts.views import login_required
+from accounts.views import SignedInRequest, login_required
 from billing.services import wallet_balance
 from orders.dashboard import inbound_sms, live_key, reseller_earnings, reseller_modems
 
@@ -43,7 +44,7 @@ def _agent_size() -> int | None:
 
 
 def _reseller_page(
-    request: HttpRequest,
+    request: SignedInRequest,
     *,
     new_key: str | None = None,
     enable_form: ConfirmForm | None = None,
@@ -76,13 +77,13 @@ def _reseller_page(
 
 
 @login_required
-def reseller(request: HttpRequest) -> HttpResponse:
+def reseller(request: SignedInRequest) -> HttpResponse:
     return _reseller_page(request)
 
 
 @require_POST
 @login_required
-def reseller_enable_view(request: HttpRequest) -> HttpResponse:
+def reseller_enable_view(request: SignedInRequest) -> HttpResponse:
     if request.user.is_reseller:
         return redirect("reseller")
     form = _enable_form(request.POST)
@@ -94,7 +95,7 @@ def reseller_enable_view(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-def agent_key_regenerate(request: HttpRequest) -> HttpResponse:
+def agent_key_regenerate(request: SignedInRequest) -> HttpResponse:
     if not request.user.is_reseller:
         return redirect("reseller")
     form = _key_form(request.POST)
@@ -105,7 +106,7 @@ def agent_key_regenerate(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def modems_partial(request: HttpRequest) -> HttpResponse:
+def modems_partial(request: SignedInRequest) -> HttpResponse:
     """The modems table, polled by htmx so that a heartbeat shows without a reload."""
     if not request.user.is_reseller:
         return redirect("reseller")
@@ -114,7 +115,7 @@ def modems_partial(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def sms_log(request: HttpRequest) -> HttpResponse:
+def sms_log(request: SignedInRequest) -> HttpResponse:
     if not request.user.is_reseller:
         return redirect("reseller")
     shown = request.GET.get("matched", "")
@@ -124,7 +125,7 @@ def sms_log(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def agent_download(request: HttpRequest) -> HttpResponse:
+def agent_download(request: SignedInRequest) -> HttpResponseBase:
     """The agent as one file (any Python 3.10+), built on this server by `make agent`."""
     try:
         agent = Path(settings.AGENT_PYZ).open("rb")

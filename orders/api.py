@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -12,7 +13,7 @@ from accounts.api import BuyerView
 from modems.models import Operator
 from orders import callbacks, services
 from orders.models import CallbackDelivery, OrderStatus
-from orders.representation import iso, order_data
+from orders.representation import iso, new_order_json, order_data
 from orders.selectors import (
     deliveries_of,
     order_and_messages,
@@ -131,7 +132,7 @@ class OrdersView(BuyerView):
         ],
         responses={201: OrderSerializer, **error_responses(400, 401, 402, 403, 404, 409, 413, 429)},
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request) -> HttpResponse:
         data = _order_request(request.data)
         key = request.headers.get("Idempotency-Key")
         if key is not None and not (
@@ -145,10 +146,14 @@ class OrdersView(BuyerView):
             application_id=data["application_id"],
             operator=data["operator"],
             custom_user_id=data.get("custom_user_id"),
-            idempotency_key=key,
+            idempotency=services.Idempotency(key, new_order_json) if key is not None else None,
         )
-        headers = {"Idempotent-Replayed": "true"} if created.replayed else {}
-        return Response(created.body, status=201, headers=headers)
+        if created.answer is None:
+            return Response(order_data(created.order, messages=[]), status=201)
+        answer = HttpResponse(created.answer, status=201, content_type="application/json")
+        if created.replayed:
+            answer["Idempotent-Replayed"] = "true"
+        return answer
 
     @extend_schema(
         operation_id="orders_list",

@@ -14,7 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from django.conf import settings
@@ -33,6 +33,10 @@ from orders.models import CallbackAttempt, CallbackDelivery, Order
 from orders.representation import iso
 from orders.signing import webhook_headers
 from zerotp import errors
+
+if TYPE_CHECKING:
+    # The stubs' names for what build_connection_pool_key_attributes returns.
+    from requests.adapters import _HostParams, _PoolKwargs
 
 Status = CallbackDelivery.Status
 Event = CallbackDelivery.Event
@@ -133,7 +137,7 @@ class PinnedAddressAdapter(HTTPAdapter):
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: bool | str, cert: Any = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    ) -> tuple["_HostParams", "_PoolKwargs"]:
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(
             request, verify, cert
         )
@@ -151,8 +155,9 @@ class PinnedAddressAdapter(HTTPAdapter):
         named = f"[{host}]" if ":" in host else host
         request.headers["Host"] = f"{named}:{port}" if port else named
         if host_params["scheme"] == "https":
-            pool_kwargs["assert_hostname"] = host
-            pool_kwargs["server_hostname"] = host
+            # urllib3's pools take both; the stubs' _PoolKwargs lists only requests' own keys.
+            pool_kwargs["assert_hostname"] = host  # type: ignore[typeddict-unknown-key]
+            pool_kwargs["server_hostname"] = host  # type: ignore[typeddict-unknown-key]
         host_params["host"] = address.split("%", 1)[0]
         return host_params, pool_kwargs
 

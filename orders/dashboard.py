@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ApiKey, User
@@ -104,7 +105,7 @@ class WalletLine:
     balance_after: int
 
 
-_LINE_LABELS = {
+_LINE_LABELS: dict[str, Promise] = {
     LedgerTransaction.Kind.TOPUP: _("Top-up"),
     LedgerTransaction.Kind.HOLD: _("Number ordered"),
     LedgerTransaction.Kind.RELEASE: _("Refund"),

@@ -2,7 +2,7 @@
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -26,7 +26,8 @@ class OrderForm(forms.Form):
         kwargs.setdefault("initial", {})
         kwargs["initial"].setdefault("token", uuid.uuid4().hex)
         super().__init__(*args, **kwargs)
-        self.fields["application"].choices = [(app.id, app.name) for app in catalogue]
+        application = cast(forms.TypedChoiceField, self.fields["application"])
+        application.choices = [(app.id, app.name) for app in catalogue]
 
     def idempotency_key(self) -> str:
         data = self.cleaned_data

@@ -183,12 +183,16 @@ class OrderMessage(models.Model):
 
 
 class IdempotencyKey(models.Model):
-    """A remembered `Idempotency-Key` of an order creation, with the first 201 answer."""
+    """A remembered `Idempotency-Key` of an order creation: the order, and the first answer
+    as it was sent (text, so that a retry gets it back byte for byte)."""
 
     buyer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64)
-    response = models.JSONField(null=True, blank=True)
+    order = models.ForeignKey(
+        "Order", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    response = models.TextField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

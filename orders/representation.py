@@ -1,5 +1,6 @@
-"""Orders as the API shows them (API.md, "POST /api/v1/orders")."""
+"""Orders as the API shows them (docs/API.md, "POST /api/v1/orders")."""
 
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +42,12 @@ def order_data(order: Order, messages: Iterable[OrderMessage] | None = None) -> 
         "created_at": iso(order.created_at),
         "expires_at": iso(order.expires_at),
     }
+
+
+def new_order_json(order: Order) -> str:
+    """The answer to `POST /api/v1/orders` as sent, in the API's compact UTF-8 JSON: what
+    an `Idempotency-Key` remembers and a retry gets back byte for byte."""
+    return json.dumps(order_data(order, messages=[]), ensure_ascii=False, separators=(",", ":"))
 
 
 def open_order_data(row: dict[str, Any]) -> dict[str, Any]:

@@ -1,16 +1,13 @@
-"""Reads that need thought: which modems are free, the catalogue with its stock, the orders
-an agent's numbers are waiting on."""
+"""Reads that need thought: the catalogue with its stock, the orders an agent's numbers
+are waiting on, a buyer's orders and callbacks."""
 
 import time
-from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import (
-    Count,
     F,
     Prefetch,
     Q,
@@ -19,10 +16,9 @@ from django.db.models import (
 from django.utils import timezone
 
 from accounts.models import User
-from modems.models import InboundSms, Modem
+from modems.models import InboundSms
 from orders.models import (
     OPEN_STATUSES,
-    USED_STATUSES,
     Application,
     ApplicationPrice,
     CallbackAttempt,
@@ -31,72 +27,13 @@ from orders.models import (
     OrderMessage,
     OrderStatus,
 )
-from orders.statements import aware
+from orders.statements import free_modems
+from orders.statements.common import aware
 from zerotp.db import prepared
 
 CATALOGUE_CACHE_KEY = "orders:services-catalogue:v2"  # (computed at, catalogue)
 CATALOGUE_REFRESH_KEY = "orders:services-catalogue:refreshing"
 _clock = time.time  # the catalogue copy's age; tests move it
-
-# Pairs (application, orderable modem) that cannot be handed out: the number already
-# served the application (at most once: it is never offered again), or, for a number not
-# used yet, the modem holds a pending order for it. Counted without a UNION, which would
-# sort every used pair of the whole history.
-_BLOCKED_SQL = """
-WITH orderable AS (
-    SELECT id, mapping, phone_number FROM {modem}
-    WHERE can_order = %s AND disabled = %s AND phone_number IS NOT NULL
-      AND last_heartbeat_at >= %s
-)
-SELECT o.application_id, m.mapping, COUNT(*) FROM orderable m
-JOIN {order} o ON o.phone_number = m.phone_number AND o.status IN (%s, %s)
-GROUP BY o.application_id, m.mapping
-UNION ALL
-SELECT o.application_id, m.mapping, COUNT(*) FROM orderable m
-JOIN {order} o ON o.modem_id = m.id AND o.status = %s
-WHERE NOT EXISTS (
-    SELECT 1 FROM {order} u WHERE u.phone_number = m.phone_number
-    AND u.application_id = o.application_id AND u.status IN (%s, %s)
-)
-GROUP BY o.application_id, m.mapping
-"""
-
-
-def _stock_table() -> Callable[[int, str], int]:
-    """Physical stock of every (application, operator), set-based: the orderable modems
-    per operator, less those that hold an open order for the application or whose number
-    already served it. Two queries, whatever the numbers of modems and applications."""
-    since = timezone.now() - timedelta(seconds=settings.MODEM_ONLINE_SECONDS)
-    orderable = dict(
-        Modem.objects.filter(
-            can_order=True, disabled=False, phone_number__isnull=False, last_heartbeat_at__gte=since
-        )
-        .order_by()
-        .values("mapping")
-        .annotate(n=Count("id"))
-        .values_list("mapping", "n")
-    )
-    sql = _BLOCKED_SQL.format(modem=Modem._meta.db_table, order=Order._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            [
-                True,
-                False,
-                connection.ops.adapt_datetimefield_value(since),
-                *USED_STATUSES,
-                OrderStatus.PENDING,
-                *USED_STATUSES,
-            ],
-        )
-        blocked: dict[tuple[int, str], int] = {}
-        for app_id, mapping, n in cursor.fetchall():
-            blocked[app_id, mapping] = blocked.get((app_id, mapping), 0) + n
-
-    def stock(app_id: int, operator: str) -> int:
-        return max(0, orderable.get(operator, 0) - blocked.get((app_id, operator), 0))
-
-    return stock
 
 
 def services_catalogue() -> list[dict[str, Any]]:
@@ -129,7 +66,7 @@ def services_catalogue() -> list[dict[str, Any]]:
 
 
 def _catalogue_now() -> list[dict[str, Any]]:
-    stock = _stock_table()
+    stock = free_modems.stock(timezone.now(), settings.MODEM_ONLINE_SECONDS)
     applications = Application.objects.filter(enabled=True).prefetch_related(
         Prefetch("prices", queryset=ApplicationPrice.objects.order_by("operator"))
     )

@@ -8,36 +8,35 @@ Locks, where taken, follow one order: buyer wallet, modem, order, ledger account
 """
 
 import contextlib
+import functools
 import hashlib
 import json
-import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from accounts.models import User
 from billing import services as billing
 from modems.models import InboundSms
-from orders import statements
+from orders import matching
 from orders.callbacks import callback_enqueue
 from orders.models import (
     Application,
-    ApplicationPrice,
     IdempotencyKey,
     JobRun,
     Order,
     OrderMessage,
     OrderStatus,
 )
-from orders.otp import extract_otp
-from orders.representation import order_data
+from orders.statements import cancelling, inbound, placing
 from zerotp import errors
+from zerotp.db import writes_in_one_statement
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 SCAN_GUARD_WINDOW = timedelta(hours=24)
@@ -50,17 +49,27 @@ MODEM_RETRY_PAUSE = 0.05
 
 
 @dataclass(frozen=True)
+class Idempotency:
+    """An `Idempotency-Key` and how the caller words the answer to remember: a retry with
+    the key gets that answer back byte for byte (`OrderCreated.answer`)."""
+
+    key: str
+    render: Callable[[Order], str]
+
+
+@dataclass(frozen=True)
 class OrderCreated:
-    body: dict[str, Any]
-    replayed: bool
+    order: Order
+    answer: str | None = None  # the remembered answer, when the order has an Idempotency
+    replayed: bool = False  # a retry: the order and answer are the first request's
 
 
 def _fingerprint(**request: Any) -> str:
     return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
 
 
-def _idempotency_claim(buyer: User, key: str, fingerprint: str) -> dict[str, Any] | None:
-    """Claim the key for this request, or return the answer remembered for it.
+def _idempotency_claim(buyer: User, key: str, fingerprint: str) -> IdempotencyKey | None:
+    """Claim the key for this request, or return the row remembering its first answer.
 
     The row is inserted first, inside the order's transaction: a concurrent retry of the
     same key blocks on the unique index until the first request commits (then it replays
@@ -73,14 +82,15 @@ def _idempotency_claim(buyer: User, key: str, fingerprint: str) -> dict[str, Any
         pass
     row = IdempotencyKey.objects.select_for_update().get(buyer=buyer, key=key)
     if row.created_at < timezone.now() - IDEMPOTENCY_WINDOW or row.response is None:
-        row.fingerprint, row.response, row.created_at = fingerprint, None, timezone.now()
-        row.save(update_fields=["fingerprint", "response", "created_at"])
+        row.fingerprint, row.response, row.order = fingerprint, None, None
+        row.created_at = timezone.now()
+        row.save(update_fields=["fingerprint", "response", "order", "created_at"])
         return None
     if row.fingerprint != fingerprint:
         raise errors.IdempotencyConflict(
             "This Idempotency-Key was already used with a different request body."
         )
-    return row.response
+    return row
 
 
 def order_create(
@@ -89,133 +99,111 @@ def order_create(
     application_id: int,
     operator: str = "normal",
     custom_user_id: str | None = None,
-    idempotency_key: str | None = None,
+    idempotency: Idempotency | None = None,
 ) -> OrderCreated:
     """Hand the buyer a free number and hold the price in escrow.
 
-    Errors in the contract's order: 400 (no price for the operator), 404, 429
-    too_many_active_orders, 402, 409 out_of_stock."""
-    if statements.MOVES_MONEY_ITSELF and not idempotency_key:
+    Errors in the contract's order: invalid_request (no price for the operator),
+    not_found, too_many_active_orders, rate_limited (scan guard), insufficient_balance,
+    out_of_stock."""
+    now = timezone.now()
+    wanted = placing.OrderWanted(
+        buyer_id=buyer.pk,
+        application_id=application_id,
+        operator=operator,
+        custom_user_id=custom_user_id,
+        now=now,
+        expires_at=now + timedelta(seconds=settings.ORDER_TTL_SECONDS),
+        online_since=now - timedelta(seconds=settings.MODEM_ONLINE_SECONDS),
+    )
+    if writes_in_one_statement() and idempotency is None:
         # The usual order, in one statement; anything it cannot decide alone (an error,
         # a race) goes on to the transaction below, which writes nothing twice.
-        now = timezone.now()
-        order = statements.order_at_once(
-            buyer_id=buyer.pk,
-            application_id=application_id,
-            operator=operator,
-            custom_user_id=custom_user_id,
-            now=now,
-            expires_at=now + timedelta(seconds=settings.ORDER_TTL_SECONDS),
-            online_since=now - timedelta(seconds=settings.MODEM_ONLINE_SECONDS),
-            since=now - SCAN_GUARD_WINDOW,
-        )
+        order = placing.order_at_once(wanted, since=now - SCAN_GUARD_WINDOW)
         if order is not None:
-            return OrderCreated(body=order_data(order, messages=[]), replayed=False)
+            return OrderCreated(order)
     with transaction.atomic():
-        now = timezone.now()
-        context = statements.order_context(
-            buyer_id=buyer.pk,
-            application_id=application_id,
-            operator=operator,
-            now=now,
-            since=now - SCAN_GUARD_WINDOW,
-        )
-        if context is None:
-            context = _context_without_wallet(application_id, operator)
-        if context.price is None:
-            message = f"{context.name} has no price for the {operator} operator."
-            raise errors.InvalidRequest(message, fields={"operator": [message]})
-        if not context.enabled:
-            raise errors.NotFound(f"{context.name} is not available right now.")
-
-        if idempotency_key:
+        context = _order_context(wanted)
+        _refuse_unless(context, wanted, ("priced", "enabled"))
+        if idempotency is not None:
             fingerprint = _fingerprint(
                 application_id=application_id, operator=operator, custom_user_id=custom_user_id
             )
-            remembered = _idempotency_claim(buyer, idempotency_key, fingerprint)
+            remembered = _idempotency_claim(buyer, idempotency.key, fingerprint)
             if remembered is not None:
-                return OrderCreated(body=remembered, replayed=True)
-
-        if context.pending >= settings.MAX_ACTIVE_ORDERS:
-            raise errors.TooManyActiveOrders(
-                f"You already have {context.pending} pending orders (the limit is "
-                f"{settings.MAX_ACTIVE_ORDERS}); finish or cancel one first."
-            )
-        if _looks_like_scanning(context):
-            raise errors.RateLimited(
-                f"{context.recent_closed - context.recent_answered} of your last "
-                f"{context.recent_closed} orders received no SMS: ordering is paused for this "
-                "account to stop number scanning. It resumes as those orders age; contact "
-                "support if this is a mistake.",
-                retry_after=SCAN_GUARD_RETRY_AFTER,
-            )
-        if context.balance < context.price:
-            raise errors.InsufficientBalance(
-                f"Balance {context.balance} is below the price {context.price}."
-            )
-
-        order = _order_on_free_modem(
-            buyer=buyer,
-            application_id=application_id,
-            name=context.name,
-            price=context.price,
-            operator=operator,
-            custom_user_id=custom_user_id,
-            now=now,
+                return OrderCreated(remembered.order, remembered.response, replayed=True)
+        _refuse_unless(context, wanted, ("under_limit", "not_scanning", "affordable"))
+        assert context.price is not None  # "priced" passed
+        order = _order_on_free_modem(wanted, name=context.name, price=context.price)
+        if idempotency is None:
+            return OrderCreated(order)
+        answer = idempotency.render(order)
+        IdempotencyKey.objects.filter(buyer=buyer, key=idempotency.key).update(
+            response=answer, order=order
         )
-        body = order_data(order, messages=[])
-        if idempotency_key:
-            IdempotencyKey.objects.filter(buyer=buyer, key=idempotency_key).update(response=body)
-    return OrderCreated(body=body, replayed=False)
+    return OrderCreated(order, answer)
 
 
-def _context_without_wallet(application_id: int, operator: str) -> statements.OrderContext:
-    """The buyer never topped up (no wallet), or there is no such application: which."""
-    app = (
-        Application.objects.filter(pk=application_id)
-        .annotate(
-            price=Subquery(
-                ApplicationPrice.objects.filter(
-                    application=OuterRef("pk"), operator=operator
-                ).values("price")[:1]
-            )
+def _order_context(wanted: placing.OrderWanted) -> placing.OrderContext:
+    """What deciding the order reads, its wallet locked. A buyer who never topped up has
+    no wallet yet: an empty one is made, so that the same checks decide."""
+    read = functools.partial(
+        placing.order_context,
+        buyer_id=wanted.buyer_id,
+        application_id=wanted.application_id,
+        operator=wanted.operator,
+        now=wanted.now,
+        since=wanted.now - SCAN_GUARD_WINDOW,
+    )
+    context = read()
+    if context is None:
+        if not Application.objects.filter(pk=wanted.application_id).exists():
+            raise errors.NotFound(f"There is no application {wanted.application_id}.")
+        billing.wallet_of(wanted.buyer_id)
+        context = read()
+        assert context is not None  # the application and the wallet exist
+    return context
+
+
+def _refuse_unless(
+    context: placing.OrderContext,
+    wanted: placing.OrderWanted,
+    checks: tuple[str, ...],
+) -> None:
+    """The error of the first of `checks` (placing.CHECKS) the order fails."""
+    failed = next((name for name in checks if not context.passed[name]), None)
+    if failed == "priced":
+        message = f"{context.name} has no price for the {wanted.operator} operator."
+        raise errors.InvalidRequest(message, fields={"operator": [message]})
+    if failed == "enabled":
+        raise errors.NotFound(f"{context.name} is not available right now.")
+    if failed == "under_limit":
+        raise errors.TooManyActiveOrders(
+            f"You already have {context.pending} pending orders (the limit is "
+            f"{settings.MAX_ACTIVE_ORDERS}); finish or cancel one first."
         )
-        .first()
-    )
-    if app is None:
-        raise errors.NotFound(f"There is no application {application_id}.")
-    # No wallet: no order was ever held, so nothing is pending or recent.
-    return statements.OrderContext(app.name, app.enabled, app.price, 0, 0, 0, 0)
+    if failed == "not_scanning":
+        raise errors.RateLimited(
+            f"{context.recent_closed - context.recent_answered} of your last "
+            f"{context.recent_closed} orders received no SMS: ordering is paused for this "
+            "account to stop number scanning. It resumes as those orders age; contact "
+            "support if this is a mistake.",
+            retry_after=SCAN_GUARD_RETRY_AFTER,
+        )
+    if failed == "affordable":
+        raise errors.InsufficientBalance(
+            f"Balance {context.balance} is below the price {context.price}."
+        )
 
 
-def _looks_like_scanning(context: statements.OrderContext) -> bool:
-    """Many recent orders and almost none received an SMS: someone is ordering numbers
-    to probe them, not to receive codes (SCAN_GUARD)."""
-    return (
-        settings.SCAN_GUARD
-        and context.recent_closed >= settings.SCAN_GUARD_ORDERS
-        and context.recent_answered * 100
-        < context.recent_closed * settings.SCAN_GUARD_MIN_SMS_PERCENT
-    )
-
-
-def _order_on_free_modem(
-    *,
-    buyer: User,
-    application_id: int,
-    name: str,
-    price: int,
-    operator: str,
-    custom_user_id: str | None,
-    now: datetime,
-) -> Order:
+def _order_on_free_modem(wanted: placing.OrderWanted, *, name: str, price: int) -> Order:
     """Insert the order on a free modem, skipping modems other transactions hold, and
     hold its price in escrow.
 
     The partial unique constraint on open (application, modem) orders catches what the
     skip-locked read cannot see: under READ COMMITTED, a modem whose order another
     transaction has just committed. Then the pick runs again, and sees that order."""
-    online_since = now - timedelta(seconds=settings.MODEM_ONLINE_SECONDS)
+    hold_in_same_statement = writes_in_one_statement()
     for attempt in range(MODEM_ATTEMPTS):
         if attempt > 1:
             # Free modems exist, but every pick found them held by another transaction:
@@ -224,24 +212,19 @@ def _order_on_free_modem(
             # shows stock; pausing waits on no lock, so it adds no deadlock (only this
             # buyer's other orders queue behind its wallet meanwhile).
             time.sleep(MODEM_RETRY_PAUSE * (attempt - 1))
-        placed = statements.order_on_free_modem(
-            buyer_id=buyer.pk,
-            application_id=application_id,
-            operator=operator,
-            price=price,
-            custom_user_id=custom_user_id,
-            now=now,
-            expires_at=now + timedelta(seconds=settings.ORDER_TTL_SECONDS),
-            online_since=online_since,
+        placed = placing.order_on_free_modem(
+            wanted, price=price, hold_in_same_statement=hold_in_same_statement
         )
         if placed is None:
             break
         if placed.order is not None:
-            if not placed.held:
-                billing.hold(reference=f"order:{placed.order.pk}:hold", buyer=buyer, amount=price)
+            if not placed.price_held:
+                billing.hold(
+                    reference=f"order:{placed.order.pk}:hold", buyer=wanted.buyer_id, amount=price
+                )
             return placed.order
     raise errors.OutOfStock(
-        f"No {operator} number is available for {name} right now; try again shortly "
+        f"No {wanted.operator} number is available for {name} right now; try again shortly "
         "or another operator."
     )
 
@@ -259,11 +242,13 @@ def order_cancel(*, buyer: User, order_id: int) -> Order:
     # On PostgreSQL the cancel and its refund are one statement that undoes itself if the
     # refund cannot be booked: no transaction around it, so the escrow row it updates is
     # locked for that statement only, not for a round trip more until COMMIT.
-    moves_itself = statements.MOVES_MONEY_ITSELF
-    with contextlib.nullcontext() if moves_itself else transaction.atomic():
-        cancelled = statements.cancel_pending(order_id=order_id, buyer_id=buyer.pk, now=now)
+    in_one = writes_in_one_statement()
+    with contextlib.nullcontext() if in_one else transaction.atomic():
+        cancelled = cancelling.cancel_pending(
+            order_id=order_id, buyer_id=buyer.pk, now=now, release_in_same_statement=in_one
+        )
         if cancelled is not None:
-            if not cancelled.released:
+            if not cancelled.price_released:
                 billing.release(
                     reference=f"order:{order_id}:release",
                     buyer=buyer,
@@ -355,34 +340,6 @@ def _result_of(sms_id: int) -> SmsResult:
     return SmsResult(matched=True, order_id=match.order_id, otp=match.otp_code)
 
 
-def _pattern_hit(patterns: list[str], sender: str, text: str) -> bool:
-    for pattern in patterns:
-        try:
-            if re.search(pattern, sender, re.IGNORECASE) or re.search(pattern, text, re.IGNORECASE):
-                return True
-        except re.error:
-            continue
-    return False
-
-
-def _ranked_candidates(orders: list[Order], sender: str, text: str) -> list[Order]:
-    """Orders whose application's pattern matched first, then applications without
-    patterns (they take any SMS); pending before completed; then the oldest."""
-    ranked = []
-    for order in orders:
-        patterns = order.application.patterns
-        if patterns and not _pattern_hit(patterns, sender, text):
-            continue
-        rank = (
-            0 if patterns else 1,
-            0 if order.status == OrderStatus.PENDING else 1,
-            order.created_at,
-            order.pk,
-        )
-        ranked.append((rank, order))
-    return [order for _, order in sorted(ranked, key=lambda pair: pair[0])]
-
-
 def sms_receive(
     *,
     reseller: User,
@@ -400,11 +357,11 @@ def sms_receive(
     received_at = min(received_at or now, now)
     with transaction.atomic():
         # The modem lock serialises one modem's SMS, so duplicate detection is exact.
-        modem = statements.lock_modem(reseller_id=reseller.pk, uid=uid)
+        modem = inbound.lock_modem(reseller_id=reseller.pk, uid=uid)
         if modem is None:
             raise errors.NotFound(f"There is no modem {uid}; sync it first.")
         modem_id, line_number = modem
-        duplicate = statements.duplicate_sms(
+        duplicate = inbound.duplicate_sms(
             modem_id=modem_id,
             reseller_id=reseller.pk,
             sender=sender,
@@ -414,19 +371,15 @@ def sms_receive(
         )
         if duplicate is not None:
             return _result_of(duplicate)
-        candidates = statements.open_orders_on_line(
+        candidates = inbound.open_orders_on_line(
             modem_id=modem_id, phone_number=line_number, now=now, received_at=received_at
         )
         # Each candidate with the code found for it, best first. The SMS row is stored with
         # the first one's code, which is the code of the match unless that order closes
         # under us (then the next candidate's code is written instead).
-        coded = [
-            (order, extract_otp(text, sender, pattern=order.application.otp_pattern or None))
-            for order in _ranked_candidates(candidates, sender, text)
-        ]
-        coded = [(order, otp) for order, otp in coded if otp is not None]
-        expected_otp = coded[0][1] if coded else extract_otp(text, sender)
-        sms = statements.insert_sms(
+        coded = matching.coded(candidates, sender, text)
+        expected_otp = matching.expected_code(coded, sender, text)
+        sms = inbound.insert_sms(
             modem_id=modem_id,
             reseller_id=reseller.pk,
             phone_number=phone_number,
@@ -456,7 +409,7 @@ def _attach(*, order: Order, sms: InboundSms, otp: str, now: datetime) -> bool:
     update = {"otp_code": otp, "sms_text": sms.text}
     if order.status == OrderStatus.PENDING:
         share = billing.reseller_share(order.price)
-        won = statements.complete_pending(
+        won = inbound.complete_pending(
             order_id=order.pk, share=share, otp=otp, text=sms.text, now=now
         )
         if won:

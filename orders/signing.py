@@ -11,8 +11,6 @@ import hmac
 
 from accounts.keys import CALLBACK_SECRET_PREFIX
 
-SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
-
 
 def _key(secret: str) -> bytes:
     return base64.b64decode(secret.removeprefix(CALLBACK_SECRET_PREFIX))

@@ -24,7 +24,8 @@ from orders.dashboard import (
     wallet_lines,
 )
 from orders.forms import HistoryFilterForm, OrderForm
-from orders.services import order_cancel, order_create, order_finish
+from orders.representation import new_order_json
+from orders.services import Idempotency, order_cancel, order_create, order_finish
 from orders.templatetags.rupiah import rupiah
 from zerotp.errors import DomainError
 
@@ -76,17 +77,16 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                     buyer=request.user,
                     application_id=form.cleaned_data["application"],
                     operator=form.cleaned_data["operator"],
-                    idempotency_key=form.idempotency_key(),
+                    idempotency=Idempotency(form.idempotency_key(), new_order_json),
                 )
             except DomainError as exc:
                 headline = _REFUSALS.get(exc.code)
                 form.add_error(None, f"{headline} {exc.message}" if headline else exc.message)
             else:
-                body = created.body
                 messages.success(
                     request,
                     _("Order #%(id)s: your number is %(number)s. The code appears below.")
-                    % {"id": body["order_id"], "number": body["phone_number"]},
+                    % {"id": created.order.pk, "number": created.order.phone_number},
                 )
                 return redirect("dashboard")
         selected = _selected(entries, request.POST.get("application"))

@@ -17,17 +17,26 @@ from tests.receiver import Receiver, running_receiver
 ON_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 
 
+ONE_STATEMENT = ON_POSTGRES and settings.ONE_STATEMENT_WRITES
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if ON_POSTGRES:
-        return
     for item in items:
         marker = item.get_closest_marker("postgres")
-        if marker is not None:
+        if marker is not None and not ON_POSTGRES:
             what = marker.kwargs.get("why", "proves a concurrency guarantee with real threads")
             item.add_marker(
                 pytest.mark.skip(
                     reason=f"{what} on PostgreSQL; run with DATABASE_URL=postgres://... "
                     "(.ci/run does)"
+                )
+            )
+        marker = item.get_closest_marker("one_statement")
+        if marker is not None and not ONE_STATEMENT:
+            item.add_marker(
+                pytest.mark.skip(
+                    reason=f"{marker.kwargs['why']}, which exists on PostgreSQL with "
+                    "ONE_STATEMENT_WRITES on (.ci/run's first PostgreSQL run)"
                 )
             )
 

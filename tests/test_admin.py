@@ -10,7 +10,8 @@ from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from billing.services import wallet_balance
 from modems.models import InboundSms, Modem
 from orders.models import Application, CallbackDelivery, IdempotencyKey, Order
-from orders.services import order_create, sms_receive
+from orders.representation import new_order_json
+from orders.services import Idempotency, order_create, sms_receive
 from tests.factories import ApplicationFactory, ModemFactory, make_agent, make_buyer
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +32,9 @@ def some_of_everything() -> None:
     buyer = make_buyer(balance=10_000)
     User.objects.filter(pk=buyer.user.pk).update(callback_url="https://hooks.example.com/otp")
     buyer.user.refresh_from_db()
-    order_create(buyer=buyer.user, application_id=app.pk, idempotency_key="k1")
+    order_create(
+        buyer=buyer.user, application_id=app.pk, idempotency=Idempotency("k1", new_order_json)
+    )
     sms_receive(reseller=agent.user, uid=modem.uid, sender="WhatsApp", text="Code 123456")
 
 

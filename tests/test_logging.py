@@ -54,7 +54,7 @@ def order(buyer: Buyer) -> Order:
     app = ApplicationFactory()
     ModemFactory(reseller=make_agent().user)
     created = order_create(buyer=buyer.user, application_id=app.pk)
-    return Order.objects.get(pk=created.body["order_id"])
+    return Order.objects.get(pk=created.order.pk)
 
 
 def test_a_request_is_one_json_line_with_its_ids_and_never_the_key(

@@ -109,7 +109,7 @@ def marketplace(subscribed: Buyer) -> dict[str, Any]:
 
     def place() -> Order:
         created = order_create(buyer=buyer.user, application_id=app.pk)
-        return Order.objects.get(pk=created.body["order_id"])
+        return Order.objects.get(pk=created.order.pk)
 
     answered = place()
     sms_receive(

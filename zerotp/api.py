@@ -22,6 +22,30 @@ from zerotp.converters import MAX_ID
 from zerotp.errors import error_body
 from zerotp.text import unstorable
 
+# The HTTP status of each domain error's code (docs/API.md, "Errors").
+HTTP_STATUS: dict[str, int] = {
+    errors.InvalidRequest.code: 400,
+    errors.InsufficientBalance.code: 402,
+    errors.Forbidden.code: 403,
+    errors.NotFound.code: 404,
+    errors.OutOfStock.code: 409,
+    errors.InvalidState.code: 409,
+    errors.IdempotencyConflict.code: 409,
+    errors.PayloadTooLarge.code: 413,
+    errors.RateLimited.code: 429,
+    errors.TooManyActiveOrders.code: 429,
+}
+
+
+class KeyRefused(exceptions.AuthenticationFailed):
+    """A missing, unknown, revoked or wrong-kind key: 401 with `WWW-Authenticate`, under
+    the header's own code (`invalid_api_key`, `invalid_agent_key`)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.error_code = code
+
+
 # DRF's own exceptions, by class, mapped to the contract's codes.
 _DRF_CODES: list[tuple[type[Exception], str]] = [
     (exceptions.ValidationError, "invalid_request"),
@@ -57,16 +81,19 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = errors.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = errors.Forbidden()
-    if not isinstance(exc, exceptions.APIException):
-        return None  # a real bug: let it be a 500 and be logged
-
     headers: dict[str, str] = {}
-    if getattr(exc, "auth_header", None):
-        headers["WWW-Authenticate"] = exc.auth_header
     if isinstance(exc, errors.DomainError):
-        body = error_body(exc.code, exc.message, exc.fields)
         if exc.retry_after is not None:
             headers["Retry-After"] = str(exc.retry_after)
+        set_rollback()
+        body = error_body(exc.code, exc.message, exc.fields)
+        return Response(body, status=HTTP_STATUS[exc.code], headers=headers)
+    if not isinstance(exc, exceptions.APIException):
+        return None  # a real bug: let it be a 500 and be logged
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if isinstance(exc, KeyRefused):
+        body = error_body(exc.error_code, " ".join(_flatten(exc.detail)))
     else:
         code = next((c for cls, c in _DRF_CODES if isinstance(exc, cls)), "error")
         if isinstance(exc, exceptions.ValidationError):

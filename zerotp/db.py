@@ -15,7 +15,25 @@ partial indexes depend on. A statement marked here must be such that one plan su
 its values, and its text must not change with the values (they go in as parameters).
 """
 
+from django.conf import settings
+from django.db import connection
 from django.db.backends.postgresql.base import ServerBindingCursor
+
+
+def on_postgresql() -> bool:
+    """The one place that asks which database this is; asked when a statement is built,
+    never at import time (the settings may still change then, in tests)."""
+    return connection.vendor == "postgresql"
+
+
+def writes_in_one_statement() -> bool:
+    """Whether a write and the money it moves are one statement: an order and its hold, a
+    cancel and its refund, a ledger movement and its legs (PostgreSQL's data-modifying
+    CTEs). Otherwise each is a transaction of several statements, the portable path
+    SQLite always takes; ONE_STATEMENT_WRITES=false forces it on PostgreSQL too, so that
+    the suite proves both paths there."""
+    return on_postgresql() and settings.ONE_STATEMENT_WRITES
+
 
 _PREPARED: set[str] = set()
 

@@ -40,8 +40,8 @@ INF = float("inf")
 
 def _recent(model: type[Model], field: str, since: datetime) -> QuerySet:
     """Rows since `since`, looked for only among the WINDOW_ROWS newest ids."""
-    newest = Subquery(model.objects.order_by("-pk").values("pk")[:1])
-    return model.objects.filter(pk__gt=newest - WINDOW_ROWS, **{f"{field}__gte": since})
+    newest = Subquery(model._default_manager.order_by("-pk").values("pk")[:1])
+    return model._default_manager.filter(pk__gt=newest - WINDOW_ROWS, **{f"{field}__gte": since})
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
@@ -98,8 +98,8 @@ class BusinessCollector(Collector):
             "Orders placed in the last hour, by their status now.",
             labels=["status"],
         )
-        for status in OrderStatus.values:
-            gauge.add_metric([status], recent[status])
+        for value in OrderStatus.values:
+            gauge.add_metric([value], recent[value])
         yield gauge
         buckets = [(str(float(b)), recent[f"le_{b}"]) for b in OTP_BUCKETS]
         waited = recent["waited"] or timedelta(0)
@@ -217,7 +217,7 @@ def _allowed(request: HttpRequest) -> bool:
             address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
         except ValueError:
             return False
-        if getattr(address, "ipv4_mapped", None):
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
         if not any(address in network for network in _networks(tuple(allow))):
             return False

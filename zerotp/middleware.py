@@ -7,7 +7,6 @@ from io import BytesIO
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
-from django.core.handlers.wsgi import LimitedStream
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
@@ -90,8 +89,9 @@ class ChunkedBodyMiddleware:
             message = f"The request body is over {limit} bytes."
             return _refusal(request, 413, "payload_too_large", message)
         meta["CONTENT_LENGTH"] = str(len(body))
-        # WSGIRequest read CONTENT_LENGTH once, when it was built, and bounded its stream by it.
-        request._stream = LimitedStream(BytesIO(body), len(body))
+        # WSGIRequest read CONTENT_LENGTH once, when it was built, and bounded its stream by it:
+        # the body read here, whole, is the stream now (it ends where the body ends).
+        request._stream = BytesIO(body)
         return self.get_response(request)
 
 

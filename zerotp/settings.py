@@ -6,6 +6,7 @@ start-up with a message that names the variable.
 
 import ipaddress
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -19,7 +20,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
 
-def _read(name: str, cast: type, default: object) -> object:
+def _read[T](name: str, cast: type[T], default: T) -> T:
     try:
         return env(name, cast=cast, default=default)
     except (ValueError, TypeError, environ.ImproperlyConfigured) as exc:
@@ -39,7 +40,9 @@ _DEV_SECRET_KEY = "dev-only-insecure-secret-key-set-SECRET_KEY-in-production"  #
 SECRET_KEY = _read("SECRET_KEY", str, _DEV_SECRET_KEY)
 if HTTPS and SECRET_KEY == _DEV_SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set when HTTPS=true (production).")
-ALLOWED_HOSTS = _read("ALLOWED_HOSTS", list, ["127.0.0.1", "localhost", "[::1]", "testserver"])
+ALLOWED_HOSTS: list[str] = _read(
+    "ALLOWED_HOSTS", list, ["127.0.0.1", "localhost", "[::1]", "testserver"]
+)
 # The proxies whose X-Forwarded-For is believed (zerotp/client_address.py): addresses or CIDRs.
 try:
     TRUSTED_PROXIES = trusted_proxies(_read("TRUSTED_PROXIES", str, ""))
@@ -48,13 +51,16 @@ except ValueError as exc:
         f"Environment variable TRUSTED_PROXIES has a bad value: {exc}."
     ) from None
 
-# --- Business rules (API.md, "Configuration") -------------------------------------------
+# --- Business rules (docs/API.md, "Configuration") --------------------------------------
 ORDER_TTL_SECONDS = _positive_int("ORDER_TTL_SECONDS", 1200)
 MODEM_ONLINE_SECONDS = _positive_int("MODEM_ONLINE_SECONDS", 120)
 RESELLER_SHARE_PERCENT = _positive_int("RESELLER_SHARE_PERCENT", 70, minimum=0)
 if RESELLER_SHARE_PERCENT > 100:
     raise ImproperlyConfigured("Environment variable RESELLER_SHARE_PERCENT must be 0 to 100.")
 MAX_ACTIVE_ORDERS = _positive_int("MAX_ACTIVE_ORDERS", 20)
+# PostgreSQL writes an order with its hold, a cancel with its refund, in one statement
+# (zerotp/db.py); false forces the portable path of several statements in a transaction.
+ONE_STATEMENT_WRITES = _read("ONE_STATEMENT_WRITES", bool, True)
 MODEM_BATCH_MAX = _positive_int("MODEM_BATCH_MAX", 1000)
 CALLBACK_ALLOW_PRIVATE = _read("CALLBACK_ALLOW_PRIVATE", bool, False)
 API_RATE_LIMIT = _read("API_RATE_LIMIT", str, "100/s")
@@ -173,7 +179,7 @@ if REDIS_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     }
-    _Q_BROKER: dict[str, object] = {"redis": REDIS_URL}
+    _Q_BROKER: dict[str, str] = {"redis": REDIS_URL}
 else:
     # The database cache is shared by every gunicorn worker, unlike the local-memory one.
     CACHES = {
@@ -184,7 +190,7 @@ else:
     }
     _Q_BROKER = {"orm": "default"}
 
-Q_CLUSTER = {
+Q_CLUSTER: dict[str, Any] = {
     "name": "zerotp",
     "workers": _positive_int("Q_WORKERS", 2),
     "timeout": 50,
@@ -283,7 +289,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"OperatorEnum": "modems.models.Operator"},
 }
 
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
@@ -333,7 +339,7 @@ READY_EXPIRY_SWEEP_MAX_SECONDS = _positive_int("READY_EXPIRY_SWEEP_MAX_SECONDS",
 METRICS_TOKEN = _read("METRICS_TOKEN", str, "")
 if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
     raise ImproperlyConfigured("Environment variable METRICS_TOKEN must be 16 characters or more.")
-METRICS_ALLOW = _read("METRICS_ALLOW", list, [])
+METRICS_ALLOW: list[str] = _read("METRICS_ALLOW", list, [])
 for _network in METRICS_ALLOW:
     try:
         ipaddress.ip_network(_network, strict=False)
@@ -367,7 +373,7 @@ else:
 # sends them over SMTP (EMAIL_HOST and friends in MAILERS' OPTIONS) unless EMAIL_BACKEND
 # names another backend.
 _DEFAULT_MAIL = "smtp" if HTTPS else "console"
-MAILERS = {
+MAILERS: dict[str, dict[str, Any]] = {
     "default": {
         "BACKEND": _read(
             "EMAIL_BACKEND", str, f"django.core.mail.backends.{_DEFAULT_MAIL}.EmailBackend"

@@ -1,6 +1,6 @@
 """zerotp_assert(ok, sqlstate, message): raise an error from inside one SQL statement.
 
-A ledger movement written as CTEs of one statement (billing.services.movement_ctes) ends by
+A ledger movement written as CTEs of one statement (billing.services.Movement) ends by
 asserting its own outcome: the reference was free and every leg was booked. When not, the
 statement fails and PostgreSQL rolls all of it back, even in autocommit, so an order's
 cancel and its refund can run as one statement with no transaction around it."""

@@ -10,7 +10,7 @@ def _grouped(amount: int) -> str:
 
 
 @register.filter
-def rupiah(amount: int | None) -> str:
+def rupiah(amount: int | str | None) -> str:
     """3500 -> "Rp 3.500"; -3500 -> "-Rp 3.500"; None -> "–"."""
     if amount is None or amount == "":
         return "–"
@@ -19,7 +19,7 @@ def rupiah(amount: int | None) -> str:
 
 
 @register.filter
-def rupiah_signed(amount: int | None) -> str:
+def rupiah_signed(amount: int | str | None) -> str:
     """A ledger movement: "+Rp 3.500" or "-Rp 3.500"."""
     if amount is None or amount == "":
         return "–"

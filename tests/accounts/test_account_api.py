@@ -1,5 +1,5 @@
 """GET and PATCH /api/v1/account: the account and its "API & Callback" settings
-(API.md, "GET /api/v1/account and PATCH /api/v1/account" and "Callbacks")."""
+(docs/API.md, "GET /api/v1/account and PATCH /api/v1/account" and "Callbacks")."""
 
 import json
 from datetime import timedelta

@@ -1,5 +1,5 @@
 """API keys and agent keys: their shape, how they are stored, issuing and revoking them,
-and how the two key headers authenticate (API.md, "Errors": 401 / 403)."""
+and how the two key headers authenticate (docs/API.md, "Errors": 401 / 403)."""
 
 import hashlib
 from dataclasses import dataclass

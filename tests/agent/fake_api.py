@@ -1,4 +1,4 @@
-"""A fake of the agent API (API.md, "Modem-pool agent API") on 127.0.0.1, for the agent's
+"""A fake of the agent API (docs/API.md, "Modem-pool agent API") on 127.0.0.1, for the agent's
 tests: a real HTTP server in a thread that records every request and answers sync, heartbeat
 and inbound-sms with the contract's JSON shapes, unless a test tells it otherwise: one answer
 for every request, per path, or per SMS text, with its status, body, Retry-After and Date

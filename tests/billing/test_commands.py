@@ -1,4 +1,4 @@
-"""The command-line tools (API.md, "Accounts from the command line"): create_account,
+"""The command-line tools (docs/API.md, "Accounts from the command line"): create_account,
 topup, seed_demo and demo_accounts.
 
 Most tests run the commands in-process with call_command against the test database. The

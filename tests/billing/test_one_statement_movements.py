@@ -19,9 +19,7 @@ from tests.factories import ApplicationFactory, ModemFactory, make_agent, make_b
 from zerotp import errors
 
 pytestmark = [
-    pytest.mark.postgres(
-        why="tests the statement that books an order's money itself, which exists"
-    ),
+    pytest.mark.one_statement(why="tests the statement that books an order's money itself"),
     pytest.mark.django_db(transaction=True),
 ]
 

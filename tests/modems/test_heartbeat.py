@@ -1,4 +1,4 @@
-"""POST /api/modem/heartbeat (API.md, "Modem-pool agent API") and what "online" means."""
+"""POST /api/modem/heartbeat (docs/API.md, "Modem-pool agent API") and what "online" means."""
 
 from typing import Any
 

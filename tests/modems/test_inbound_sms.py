@@ -1,4 +1,4 @@
-"""POST /api/modem/inbound-sms (API.md, "Modem-pool agent API" and "Order lifecycle"):
+"""POST /api/modem/inbound-sms (docs/API.md, "Modem-pool agent API" and "Order lifecycle"):
 every SMS is stored; it is matched to the open order on that modem it belongs to, the OTP
 is extracted, and the first match pays the reseller their share exactly once."""
 

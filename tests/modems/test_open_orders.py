@@ -36,7 +36,7 @@ def app_named(name: str) -> Application:
 
 
 def order_on(buyer: Buyer, app: Application, operator: str = "normal") -> int:
-    return order_create(buyer=buyer.user, application_id=app.pk, operator=operator).body["order_id"]
+    return order_create(buyer=buyer.user, application_id=app.pk, operator=operator).order.pk
 
 
 def test_the_agent_sees_its_pending_orders_oldest_first_with_number_and_application(

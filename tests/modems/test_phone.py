@@ -1,4 +1,4 @@
-"""Phone-number normalisation (API.md, "Phone numbers"): digits with the country code and
+"""Phone-number normalisation (docs/API.md, "Phone numbers"): digits with the country code and
 no `+`; a leading `0` is a national number of Indonesia; 5 to 15 digits. Pure logic, no
 database."""
 

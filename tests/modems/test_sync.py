@@ -1,4 +1,4 @@
-"""POST /api/modem/sync (API.md, "Modem-pool agent API"): create or update the reseller's
+"""POST /api/modem/sync (docs/API.md, "Modem-pool agent API"): create or update the reseller's
 modems by uid, idempotently; item-level rejections skip only that item; a malformed or
 oversized batch changes nothing."""
 

@@ -35,7 +35,7 @@ def match(buyer: Buyer, agent: Agent, modem: Modem, text: str = "Your code is 12
     would be a duplicate, so repeated calls should pass their own text)."""
     app = ApplicationFactory(prices={"normal": 3500})
     created = order_create(buyer=buyer.user, application_id=app.pk, custom_user_id="user-7")
-    order = Order.objects.select_related("modem").get(pk=created.body["order_id"])
+    order = Order.objects.select_related("modem").get(pk=created.order.pk)
     # Each call orders a new application, so the first free modem serves it.
     result = sms_receive(reseller=agent.user, uid=order.modem.uid, sender="WhatsApp", text=text)
     assert result.matched

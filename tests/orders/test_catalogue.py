@@ -5,6 +5,7 @@ import re
 import pytest
 
 from orders.catalogue import DEMO_APPLICATIONS, DemoApplication
+from orders.matching import pattern_hit
 
 OPERATORS = {"normal", "promo", "special"}
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -29,11 +30,8 @@ ORDINARY_SMS = (
 
 
 def _hit(app: DemoApplication, sender: str, text: str) -> bool:
-    """The same test `orders.services` applies: any pattern, sender or text, ignoring case."""
-    return any(
-        re.search(pattern, sender, re.IGNORECASE) or re.search(pattern, text, re.IGNORECASE)
-        for pattern in app.sender_patterns
-    )
+    """The rule an inbound SMS is routed by: any pattern, sender or text, ignoring case."""
+    return pattern_hit(app.sender_patterns, sender, text)
 
 
 def _by_code(code: str) -> DemoApplication:

@@ -16,7 +16,7 @@ def open_order(buyer: Buyer) -> Order:
     app = ApplicationFactory(prices={"normal": 4000})
     ModemFactory(reseller=make_agent().user)
     created = order_create(buyer=buyer.user, application_id=app.pk)
-    return Order.objects.get(pk=created.body["order_id"])
+    return Order.objects.get(pk=created.order.pk)
 
 
 @pytest.mark.usefixtures("open_order")

@@ -52,6 +52,6 @@ def test_an_order_placed_while_a_heartbeat_holds_every_free_modem_waits_and_gets
         beat.join(timeout=10)
 
     order = Order.objects.get()
-    assert created.body["order_id"] == order.pk
+    assert created.order.pk == order.pk
     assert order.status == OrderStatus.PENDING
     assert order.modem_id in {m.pk for m in modems}

@@ -153,7 +153,7 @@ def test_a_number_that_completed_an_order_is_not_stock_for_that_application_agai
     modem = ModemFactory(reseller=agent.user)
     created = order_create(buyer=buyer.user, application_id=used_for.pk)
     assert sms_receive(reseller=agent.user, uid=modem.uid, sender="x", text="code 123456").matched
-    order_finish(buyer=buyer.user, order_id=created.body["order_id"])
+    order_finish(buyer=buyer.user, order_id=created.order.pk)
 
     assert entry(client, used_for)["stock"] == 0
     assert entry(client, other)["stock"] == 1
@@ -167,7 +167,7 @@ def test_a_cancelled_order_gives_its_number_back_to_stock(
     created = order_create(buyer=buyer.user, application_id=app.pk)
     assert entry(client, app)["stock"] == 0
 
-    response = client.post(f"/api/v1/orders/{created.body['order_id']}/cancel", **buyer.headers)
+    response = client.post(f"/api/v1/orders/{created.order.pk}/cancel", **buyer.headers)
 
     assert response.status_code == 200
     assert entry(client, app)["stock"] == 1

@@ -1,4 +1,4 @@
-"""The stock rules (API.md, "Stock rules"): which modems GET /api/v1/services counts."""
+"""The stock rules (docs/API.md, "Stock rules"): which modems GET /api/v1/services counts."""
 
 import pytest
 from rest_framework.test import APIClient

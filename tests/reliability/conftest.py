@@ -78,7 +78,7 @@ def market(buyer: Buyer, agent: Agent) -> Market:
     app = ApplicationFactory(prices={"normal": 3500})
     modem = ModemFactory(reseller=agent.user, uid="COM1")
     ModemFactory(reseller=agent.user, uid="COM2")
-    order_id = order_create(buyer=buyer.user, application_id=app.pk).body["order_id"]
+    order_id = order_create(buyer=buyer.user, application_id=app.pk).order.pk
     return Market(buyer, agent, app, modem, order_id)
 
 

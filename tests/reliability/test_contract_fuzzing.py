@@ -98,7 +98,7 @@ class World:
         )
         self.applications = [whatsapp.pk, other.pk]
         orders = [
-            order_create(buyer=self.buyer.user, application_id=whatsapp.pk).body["order_id"]
+            order_create(buyer=self.buyer.user, application_id=whatsapp.pk).order.pk
             for _ in range(3)
         ]
         first = Order.objects.select_related("modem").get(pk=orders[0])

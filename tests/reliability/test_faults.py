@@ -36,7 +36,8 @@ from orders import callbacks
 from orders import services as order_services
 from orders.callbacks import LEASE, callbacks_send_due
 from orders.models import CallbackAttempt, CallbackDelivery, IdempotencyKey, Order, OrderStatus
-from orders.services import order_create, orders_expire, sms_receive
+from orders.representation import new_order_json
+from orders.services import Idempotency, order_create, orders_expire, sms_receive
 from tests.factories import Agent, ApplicationFactory, Buyer, ModemFactory, make_agent, make_buyer
 from tests.orders.test_callbacks import match, verify
 from tests.receiver import Receiver
@@ -81,7 +82,7 @@ def test_a_worker_killed_inside_a_refund_rolls_back_and_the_next_sweep_refunds_o
     agent = make_agent()
     ModemFactory.create_batch(5, reseller=agent.user)
     buyer = make_buyer(balance=5 * PRICE)
-    ids = [order_create(buyer=buyer.user, application_id=app.pk).body["order_id"] for _ in range(5)]
+    ids = [order_create(buyer=buyer.user, application_id=app.pk).order.pk for _ in range(5)]
     for age, order_id in enumerate(reversed(ids), start=1):  # the sweep takes the oldest first
         Order.objects.filter(pk=order_id).update(expires_at=timezone.now() - timedelta(seconds=age))
 
@@ -114,7 +115,7 @@ def test_a_worker_killed_after_the_capture_of_an_sms_leaves_no_trace_and_the_ret
     agent = make_agent()
     modem = ModemFactory(reseller=agent.user)
     buyer = make_buyer(balance=PRICE)
-    order_id = order_create(buyer=buyer.user, application_id=app.pk).body["order_id"]
+    order_id = order_create(buyer=buyer.user, application_id=app.pk).order.pk
     sms = {"reseller": agent.user, "uid": modem.uid, "sender": "WhatsApp"}
     sms |= {"text": "Your code is 771-204", "message_id": "agent-42"}
 
@@ -144,31 +145,29 @@ def test_a_worker_killed_after_the_capture_of_an_sms_leaves_no_trace_and_the_ret
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_killed_after_the_hold_of_an_order_leaves_no_trace_and_the_retry_charges_once(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_worker_killed_after_the_hold_leaves_no_trace_and_the_retry_charges_once() -> None:
     app = ApplicationFactory(prices={"normal": PRICE})
     agent = make_agent()
     ModemFactory(reseller=agent.user)
     buyer = make_buyer(balance=PRICE)
-    create = {"buyer": buyer.user, "application_id": app.pk, "idempotency_key": "retry-7"}
+    create = {"buyer": buyer.user, "application_id": app.pk}
+    dying = Idempotency("retry-7", killed_after(new_order_json))
+    retried = Idempotency("retry-7", new_order_json)
 
     # The order row and its hold are written, then the request dies before the answer.
-    with monkeypatch.context() as patched:
-        patched.setattr(order_services, "order_data", killed_after(order_services.order_data))
-        with pytest.raises(WorkerKilled):
-            order_create(**create)
+    with pytest.raises(WorkerKilled):
+        order_create(**create, idempotency=dying)
 
     assert not Order.objects.exists()
     assert not IdempotencyKey.objects.exists()
     assert references("hold") == []
     assert wallet_balance(buyer.user) == PRICE
 
-    first, replay = order_create(**create), order_create(**create)
+    first, replay = (order_create(**create, idempotency=retried) for _ in range(2))
 
     assert (first.replayed, replay.replayed) == (False, True)
-    assert first.body == replay.body
-    assert references("hold") == [f"order:{first.body['order_id']}:hold"]
+    assert first.answer == replay.answer
+    assert references("hold") == [f"order:{first.order.pk}:hold"]
     assert wallet_balance(buyer.user) == 0
     assert_books_sound()
 

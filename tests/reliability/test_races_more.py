@@ -75,8 +75,8 @@ def test_expiry_racing_a_late_sms_and_a_cancel_at_the_boundary_ends_one_way() ->
     outcomes: Counter[str] = Counter()
 
     for trial in range(EXPIRY_TRIALS):
-        created = order_create(buyer=buyer.user, application_id=app.pk).body
-        order = Order.objects.select_related("modem").get(pk=created["order_id"])
+        created = order_create(buyer=buyer.user, application_id=app.pk).order
+        order = Order.objects.select_related("modem").get(pk=created.pk)
         # The boundary falls among the racers: some see the order in time, some too late.
         boundary = timezone.now() + timedelta(milliseconds=random.uniform(0, 30))
         Order.objects.filter(pk=order.pk).update(expires_at=boundary)
@@ -153,8 +153,8 @@ def test_heartbeat_and_sync_racing_an_sms_for_the_same_modem_lose_nothing() -> N
     for trial in range(MODEM_TRIALS):
         for i, modem in enumerate(modems):  # fresh numbers: used ones are not offered again
             Modem.objects.filter(pk=modem.pk).update(phone_number=f"62819{trial:04d}{i:03d}")
-        created = order_create(buyer=buyer.user, application_id=app.pk).body
-        order = Order.objects.select_related("modem").get(pk=created["order_id"])
+        created = order_create(buyer=buyer.user, application_id=app.pk).order
+        order = Order.objects.select_related("modem").get(pk=created.pk)
         started = timezone.now()
         provider = f"Provider {trial}"
 
@@ -216,8 +216,8 @@ def test_a_number_moving_to_another_modem_while_its_sms_arrives_pays_once() -> N
         number = f"6281977{trial:05d}"
         Modem.objects.filter(pk=new.pk).update(phone_number=None)
         Modem.objects.filter(pk=old.pk).update(phone_number=number)
-        created = order_create(buyer=buyer.user, application_id=app.pk).body
-        assert created["phone_number"] == number
+        created = order_create(buyer=buyer.user, application_id=app.pk).order
+        assert created.phone_number == number
 
         def move(number: str = number, trial: int = trial) -> Any:
             # The agent reports that the SIM now sits in PORT2 and PORT1 got another one.
@@ -255,9 +255,9 @@ def test_a_number_moving_to_another_modem_while_its_sms_arrives_pays_once() -> N
             )
         else:
             outcomes["matched from the old port"] += 1
-        assert sms_result.matched and sms_result.order_id == created["order_id"]
-        assert bookings(created["order_id"]) == Counter(hold=1, capture=1)
-        order_finish(buyer=buyer.user, order_id=created["order_id"])
+        assert sms_result.matched and sms_result.order_id == created.pk
+        assert bookings(created.pk) == Counter(hold=1, capture=1)
+        order_finish(buyer=buyer.user, order_id=created.pk)
         assert_books_sound()
 
     print(f"number move race over {MOVE_TRIALS} trials: {dict(outcomes)}")
@@ -272,8 +272,8 @@ def moved_number(db: None) -> dict[str, Any]:
     ModemFactory(reseller=agent.user, uid="PORT1", phone_number="628197700001")
     ModemFactory(reseller=agent.user, uid="PORT2", phone_number="628197700002")
     first = make_buyer(balance=PRICE)
-    order = order_create(buyer=first.user, application_id=app.pk).body
-    assert (order["phone_number"], Order.objects.get(pk=order["order_id"]).modem.uid) == (
+    order = order_create(buyer=first.user, application_id=app.pk).order
+    assert (order.phone_number, Order.objects.get(pk=order.pk).modem.uid) == (
         "628197700001",
         "PORT1",
     )
@@ -292,14 +292,14 @@ def test_a_moved_number_with_an_open_order_is_not_handed_out_again(moved_number:
     second = make_buyer(balance=PRICE)
 
     try:
-        handed = order_create(buyer=second.user, application_id=moved_number["app"].pk).body
+        handed = order_create(buyer=second.user, application_id=moved_number["app"].pk).order
     except errors.OutOfStock:
         handed = None
 
     # Whoever gets a number, it is not the one the first buyer is still waiting on.
-    assert handed is None or handed["phone_number"] != moved_number["order"]["phone_number"]
+    assert handed is None or handed.phone_number != moved_number["order"].phone_number
     open_on_number = Order.objects.filter(
-        phone_number=moved_number["order"]["phone_number"],
+        phone_number=moved_number["order"].phone_number,
         application=moved_number["app"],
         status__in=[OrderStatus.PENDING, OrderStatus.COMPLETED],
     )
@@ -319,7 +319,7 @@ def test_the_sms_for_a_moved_number_reaches_the_order_that_holds_it(moved_number
 
     assert result.as_dict() == {
         "matched": True,
-        "order_id": moved_number["order"]["order_id"],
+        "order_id": moved_number["order"].pk,
         "otp": "551902",
     }
     assert wallet_balance(agent.user) == reseller_share(PRICE)
@@ -359,7 +359,7 @@ def test_a_topup_racing_an_order_either_pays_for_it_or_stays_on_the_balance() ->
         else:
             outcomes[201] += 1
             assert wallet_balance(buyer.user) == 500
-            order_id = placed.body["order_id"]
+            order_id = placed.order.pk
             assert bookings(order_id) == Counter(hold=1)
             order_cancel(buyer=buyer.user, order_id=order_id)  # frees the modem
             assert wallet_balance(buyer.user) == 500 + PRICE
@@ -390,7 +390,7 @@ def test_bursts_of_topups_and_orders_never_overdraw_or_lose_a_rupiah(settings: A
 
         assert not unexpected(results, errors.InsufficientBalance)
         credited += 1000 * sum(isinstance(r, int) for r in results)
-        placed += sum(hasattr(r, "body") for r in results)
+        placed += sum(hasattr(r, "order") for r in results)
         assert wallet_balance(buyer.user) == credited - 1000 * placed >= 0
         assert Order.objects.filter(buyer=buyer.user).count() == placed
         assert_books_sound()

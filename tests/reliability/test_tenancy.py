@@ -63,7 +63,7 @@ def shop(db: None, no_network: NetworkLog) -> Shop:
     callback_settings_update(
         user=owner.user, callback_url="https://hooks.example.com/otp", set_url=True
     )
-    ids = [order_create(buyer=owner.user, application_id=app.pk).body["order_id"] for _ in range(3)]
+    ids = [order_create(buyer=owner.user, application_id=app.pk).order.pk for _ in range(3)]
     sms_receive(reseller=agent.user, uid=modem.uid, sender="WA", text="Your code is 123456")
     order_cancel(buyer=owner.user, order_id=ids[2])
     delivery = CallbackDelivery.objects.get(buyer=owner.user).pk
@@ -137,7 +137,7 @@ def two_pools(db: None) -> dict[str, Any]:
     ModemFactory(reseller=b.user, uid="SIM-B1")
     buyer = make_buyer(balance=10_000)
     app = ApplicationFactory(prices={"normal": 3500})
-    order_id = order_create(buyer=buyer.user, application_id=app.pk).body["order_id"]
+    order_id = order_create(buyer=buyer.user, application_id=app.pk).order.pk
     return {"a": a, "b": b, "theirs": theirs, "buyer": buyer, "order_id": order_id}
 
 
@@ -348,9 +348,9 @@ def account(db: None, no_network: NetworkLog) -> tuple[User, dict[str, str], Ids
     ModemFactory(reseller=user, uid="COM2")
     ModemFactory(reseller=user, uid="COM3")
     callback_settings_update(user=user, callback_url="https://hooks.example.com/otp", set_url=True)
-    completed = order_create(buyer=user, application_id=app.pk).body["order_id"]
+    completed = order_create(buyer=user, application_id=app.pk).order.pk
     sms_receive(reseller=user, uid="COM1", sender="WA", text="Your code is 111222")
-    pending = order_create(buyer=user, application_id=app.pk).body["order_id"]
+    pending = order_create(buyer=user, application_id=app.pk).order.pk
     delivery = CallbackDelivery.objects.get(order_id=completed).pk
     headers = {"HTTP_X_API_KEY": api_key, "HTTP_X_AGENT_KEY": agent.key}
     return User.objects.get(pk=user.pk), headers, Ids(app.pk, pending, completed, delivery)

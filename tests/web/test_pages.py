@@ -388,7 +388,7 @@ def test_the_active_orders_fragment_shows_the_code_and_the_balance(
     html = fragment.content.decode()
     assert "<html" not in html
     assert 'hx-trigger="every 2s"' in html
-    assert f'id="order-{created.body["order_id"]}"' in html
+    assert f'id="order-{created.order.pk}"' in html
     assert "data-otp>123456</span>" in html and "Your WhatsApp code is 123-456" in html
     assert 'id="balance" hx-swap-oob="true">Rp 6.500<' in html
     assert "Cancel and refund" not in html and ">Finish<" in html  # the API's rules
@@ -397,7 +397,7 @@ def test_the_active_orders_fragment_shows_the_code_and_the_balance(
 def test_cancel_refunds_and_repeating_it_is_harmless(
     buyer_client: Client, buyer_account: Account, whatsapp: Application, online_modem: Modem
 ) -> None:
-    order_id = order_create(buyer=buyer_account.user, application_id=whatsapp.pk).body["order_id"]
+    order_id = order_create(buyer=buyer_account.user, application_id=whatsapp.pk).order.pk
     url = reverse("order-cancel", args=[order_id])
     response = buyer_client.post(url, follow=True)
     assert (
@@ -412,7 +412,7 @@ def test_cancel_refunds_and_repeating_it_is_harmless(
 def test_cancel_after_the_sms_is_refused_with_the_services_message(
     buyer_client: Client, buyer_account: Account, whatsapp: Application, online_modem: Modem
 ) -> None:
-    order_id = order_create(buyer=buyer_account.user, application_id=whatsapp.pk).body["order_id"]
+    order_id = order_create(buyer=buyer_account.user, application_id=whatsapp.pk).order.pk
     sms_receive(
         reseller=online_modem.reseller, uid=online_modem.uid, sender="WhatsApp", text="Code 123456"
     )
@@ -427,7 +427,7 @@ def test_another_buyers_order_is_not_found(
     buyer_client: Client, whatsapp: Application, online_modem: Modem
 ) -> None:
     other = make_account("other@example.com", balance=5000)
-    order_id = order_create(buyer=other.user, application_id=whatsapp.pk).body["order_id"]
+    order_id = order_create(buyer=other.user, application_id=whatsapp.pk).order.pk
     response = buyer_client.post(reverse("order-cancel", args=[order_id]), follow=True)
     assert f"There is no order {order_id}." in response.content.decode()
     assert Order.objects.get().status == OrderStatus.PENDING
@@ -436,7 +436,7 @@ def test_another_buyers_order_is_not_found(
 def test_cancel_goes_back_to_a_safe_next_page_only(
     buyer_client: Client, buyer_account: Account, whatsapp: Application, online_modem: Modem
 ) -> None:
-    order_id = order_create(buyer=buyer_account.user, application_id=whatsapp.pk).body["order_id"]
+    order_id = order_create(buyer=buyer_account.user, application_id=whatsapp.pk).order.pk
     url = reverse("order-cancel", args=[order_id])
     assert buyer_client.post(url, {"next": "https://evil.example/"})["Location"] == reverse(
         "dashboard"
@@ -452,7 +452,7 @@ def test_history_filters_by_status_and_pages(
     for _ in range(3):
         ModemFactory(reseller=agent.user)
     ids = [
-        order_create(buyer=buyer_account.user, application_id=whatsapp.pk).body["order_id"]
+        order_create(buyer=buyer_account.user, application_id=whatsapp.pk).order.pk
         for _ in range(3)
     ]
     buyer_client.post(reverse("order-cancel", args=[ids[0]]))
@@ -484,7 +484,7 @@ def test_history_pages_by_twenty(
 def test_transactions_list_the_wallets_entries_with_the_balance_after_each(
     buyer_client: Client, buyer_account: Account, whatsapp: Application, online_modem: Modem
 ) -> None:
-    order_id = order_create(buyer=buyer_account.user, application_id=whatsapp.pk).body["order_id"]
+    order_id = order_create(buyer=buyer_account.user, application_id=whatsapp.pk).order.pk
     buyer_client.post(reverse("order-cancel", args=[order_id]))
     response = buyer_client.get(reverse("transactions"))
     lines = response.context["lines"]

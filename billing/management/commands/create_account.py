@@ -9,7 +9,7 @@ from argparse import ArgumentParser
 from typing import Any, NoReturn
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import validate_email
 from django.db import transaction
 
@@ -18,7 +18,7 @@ from billing.services import topup
 from zerotp import errors
 
 
-def exit_one_on_bad_arguments(parser: ArgumentParser) -> ArgumentParser:
+def exit_one_on_bad_arguments[P: ArgumentParser](parser: P) -> P:
     """argparse exits 2 on a bad argument; the contract says 1, with the reason on stderr."""
 
     def error(message: str) -> NoReturn:
@@ -33,7 +33,7 @@ def exit_one_on_bad_arguments(parser: ArgumentParser) -> ArgumentParser:
 class Command(BaseCommand):
     help = "Create an account and print its keys."
 
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> ArgumentParser:
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         return exit_one_on_bad_arguments(super().create_parser(prog_name, subcommand, **kwargs))
 
     def add_arguments(self, parser: ArgumentParser) -> None:

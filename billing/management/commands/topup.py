@@ -3,7 +3,7 @@
 from argparse import ArgumentParser
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import User
 from billing.management.commands.create_account import exit_one_on_bad_arguments
@@ -14,7 +14,7 @@ from zerotp import errors
 class Command(BaseCommand):
     help = "Credit an account's balance (a ledger top-up from the external source)."
 
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> ArgumentParser:
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         return exit_one_on_bad_arguments(super().create_parser(prog_name, subcommand, **kwargs))
 
     def add_arguments(self, parser: ArgumentParser) -> None:

@@ -1,0 +1,42 @@
+"""What every statement module shares: table names, status lists, and the conversions
+between the database's values and the models'."""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import connection
+from django.db.models import Model
+
+from orders.models import OPEN_STATUSES, USED_STATUSES, Order, OrderStatus
+
+ORDER = Order._meta.db_table
+OPEN = "('{}', '{}')".format(*OPEN_STATUSES)  # pending, completed: the order holds its number
+USED = "('{}', '{}')".format(*USED_STATUSES)  # completed, finished: the order received an SMS
+PENDING = f"'{OrderStatus.PENDING}'"
+ORDER_FIELDS = [f.attname for f in Order._meta.concrete_fields]
+
+
+def as_stored(moment: datetime) -> Any:
+    """A datetime as the database stores it (SQLite: naive UTC text)."""
+    return connection.ops.adapt_datetimefield_value(moment)
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    """A datetime from a raw cursor: SQLite hands them back naive (stored in UTC)."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def row_lock(clause: str) -> str:
+    """A locking clause (FOR UPDATE ...) where the database has one; SQLite needs none:
+    it runs one writer at a time."""
+    return f" {clause}" if connection.features.has_select_for_update else ""
+
+
+def loaded[M: Model](model: type[M], names: Sequence[str], values: Sequence[Any]) -> M:
+    """A model instance from a raw row, as the ORM would load it (fields not named are
+    deferred: read from the database if ever used)."""
+    values = [aware(v) if isinstance(v, datetime) else v for v in values]
+    return model.from_db(connection.alias, list(names), values)
