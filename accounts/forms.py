@@ -1,7 +1,7 @@
 """Forms of the account pages: sign-up, throttled log-in, callback settings, confirmations."""
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.conf import settings
@@ -39,6 +39,7 @@ class SignupForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None  # forms.Form.clean returns cleaned_data
         first, second = data.get("password1"), data.get("password2")
         if first and second and first != second:
             self.add_error("password2", _("The two passwords differ."))
@@ -55,7 +56,15 @@ def _failures_key(email: str, ip: str) -> str:
     return f"login-failures:{digest}"
 
 
-class ThrottledLogin:
+# The mixin's own base for the type checker only: at run time it is a plain mixin, put
+# before an AuthenticationForm (whose cleaned_data, request and clean() it uses).
+if TYPE_CHECKING:
+    _AuthenticationFormMixin = AuthenticationForm
+else:
+    _AuthenticationFormMixin = object
+
+
+class ThrottledLogin(_AuthenticationFormMixin):
     """Refuse a log-in for a while after LOGIN_FAILURES_MAX failures for the same email from
     the same address within LOGIN_FAILURES_WINDOW_SECONDS. Counted in the shared cache so
     that every worker sees the same count. Mixed into an AuthenticationForm."""

@@ -108,6 +108,10 @@ class Sizes:
         )
         if per_reseller > BATCH:
             found.append("--sms-orders plus the status orders exceed the bench modems")
+        if self.modems and -(-self.orders // self.modems) > self.apps - 1:
+            # A number serves an application once, ever (a constraint): the history gives
+            # each modem's number at most one order per application but the bench's own.
+            found.append("--orders beyond (--apps - 1) per modem would use a number twice")
         return found
 
 
@@ -520,11 +524,13 @@ class Seeder:
     def _history(self, book: "Book") -> None:
         """Closed orders spread over HISTORY_DAYS: 80% finished (an SMS, a message, hold
         and capture), 12% cancelled and 8% expired (hold and release). Modem m serves
-        applications m, m+1, ... in turn, so a number is used once per application."""
+        applications m, m+1, ... in turn, so a number is used once per application, and
+        never the bench's own application, which bench modems serve in `_bench_orders`."""
         s = self.sizes
         if not s.orders:
             return
-        apps, n_apps = self.apps, len(self.apps)
+        apps = [app for app in self.apps if app != self.sms_app]
+        n_apps = len(apps)
         modems = []
         for g in range(s.modems):
             reseller, _, phone, _, _, mapping, _, _ = self._modem(g)

@@ -23,11 +23,11 @@ from django.utils import timezone
 from accounts.models import User
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from zerotp import errors
-from zerotp.db import prepared, writes_in_one_statement
+from zerotp.db import SqlValue, prepared, writes_in_one_statement
 
 Kind = LedgerAccount.Kind
 TxKind = LedgerTransaction.Kind
-_PLATFORM_ORDER = {Kind.EXTERNAL: 0, Kind.ESCROW: 1, Kind.REVENUE: 2}
+_PLATFORM_ORDER: dict[str, int] = {Kind.EXTERNAL: 0, Kind.ESCROW: 1, Kind.REVENUE: 2}
 
 
 class AlreadyBooked(Exception):
@@ -78,7 +78,7 @@ _TABLE = LedgerAccount._meta.db_table
 def _apply(leg: Leg) -> int | None:
     """Move the leg's amount; the account's id, or None if a debit would overdraw it."""
     sql = f"UPDATE {_TABLE} SET balance = balance + %s WHERE kind = %s AND user_id "
-    params: list[object] = [leg.amount, leg.kind]
+    params: list[SqlValue] = [leg.amount, leg.kind]
     if leg.user_id is None:
         sql += "IS NULL"
     else:
@@ -126,7 +126,8 @@ def transfer(*, reference: str, kind: str, legs: Sequence[Leg], memo: str = "") 
         for leg in legs:
             account_id = _apply(leg)
             if account_id is None and (leg.amount > 0 or leg.kind == Kind.EXTERNAL):
-                LedgerAccount.objects.get_or_create(kind=leg.kind, user_id=leg.user_id)
+                # user_id=None is a platform account (IS NULL); the plugin's lookup type omits None.
+                LedgerAccount.objects.get_or_create(kind=leg.kind, user_id=leg.user_id)  # type: ignore[misc]
                 account_id = _apply(leg)
             if account_id is None:
                 raise errors.InsufficientBalance(f"The balance is below {-leg.amount}.")
@@ -174,7 +175,7 @@ class Movement:
     `statement` writes the whole statement, `run` runs it."""
 
     ctes: str  # "tx AS (...), leg0 AS (...), ..., entries AS (...)"
-    params: dict[str, object]
+    params: dict[str, SqlValue]
     reference: str
     legs: list[Leg]
     row: WrittenRow | None
@@ -202,7 +203,7 @@ class Movement:
             f"SELECT {row.cte}.*, {check} FROM (SELECT 1) AS one LEFT JOIN {row.cte} ON true"
         )
 
-    def run(self, sql: str, params: dict[str, object]) -> tuple:
+    def run(self, sql: str, params: dict[str, SqlValue]) -> tuple:
         """Run `statement`'s SQL; the row it selects. AlreadyBooked for a reference taken,
         InsufficientBalance for a debit refused: the statement has then changed nothing."""
         try:
@@ -252,7 +253,7 @@ def _movement(
     _check_legs(reference, legs)
     legs = sorted(legs, key=lambda leg: leg.lock_order)
     accounts, entries = _TABLE, LedgerEntry._meta.db_table
-    params: dict[str, object] = {
+    params: dict[str, SqlValue] = {
         "mv_reference": reference,
         "mv_kind": kind,
         "mv_memo": memo,

@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api import BuyerView
+from accounts.api import BuyerView, KeyedRequest
 from modems.models import Operator
 from orders import callbacks, services
 from orders.models import CallbackDelivery, OrderStatus
@@ -132,7 +132,7 @@ class OrdersView(BuyerView):
         ],
         responses={201: OrderSerializer, **error_responses(400, 401, 402, 403, 404, 409, 413, 429)},
     )
-    def post(self, request: Request) -> HttpResponse:
+    def post(self, request: KeyedRequest) -> HttpResponse:
         data = _order_request(request.data)
         key = request.headers.get("Idempotency-Key")
         if key is not None and not (
@@ -165,7 +165,7 @@ class OrdersView(BuyerView):
         ],
         responses={200: OrderSerializer(many=True), **error_responses(400, 401, 403)},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: KeyedRequest) -> Response:
         status = request.query_params.get("status")
         if status is not None and status not in OrderStatus.values:
             raise errors.InvalidRequest(
@@ -174,6 +174,7 @@ class OrdersView(BuyerView):
             )
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(orders_of(request.user, status), request, view=self)
+        assert page is not None  # CursorPage always has a page size, so it always pages
         return paginator.get_paginated_response([order_data(o) for o in page])
 
 
@@ -183,7 +184,7 @@ class OrderView(BuyerView):
         summary="Order status and the OTP",
         responses={200: OrderSerializer, **error_responses(401, 403, 404)},
     )
-    def get(self, request: Request, order_id: int) -> Response:
+    def get(self, request: KeyedRequest, order_id: int) -> Response:
         found = order_and_messages(request.user, order_id)
         if found is None:
             raise errors.NotFound(f"There is no order {order_id}.")
@@ -197,7 +198,7 @@ class OrderCancelView(BuyerView):
         request=None,
         responses={200: OrderSerializer, **error_responses(401, 403, 404, 409)},
     )
-    def post(self, request: Request, order_id: int) -> Response:
+    def post(self, request: KeyedRequest, order_id: int) -> Response:
         order = services.order_cancel(buyer=request.user, order_id=order_id)
         # Only a pending order can be cancelled, and no SMS ever matches it afterwards.
         return Response(order_data(order, messages=[]))
@@ -210,9 +211,11 @@ class OrderFinishView(BuyerView):
         request=None,
         responses={200: OrderSerializer, **error_responses(401, 403, 404, 409)},
     )
-    def post(self, request: Request, order_id: int) -> Response:
+    def post(self, request: KeyedRequest, order_id: int) -> Response:
         order = services.order_finish(buyer=request.user, order_id=order_id)
-        return Response(order_data(order_of(request.user, order.pk)))
+        finished = order_of(request.user, order.pk)
+        assert finished is not None  # the buyer's own order, finished just now
+        return Response(order_data(finished))
 
 
 class CallbackAttemptSerializer(serializers.Serializer):
@@ -273,7 +276,7 @@ class CallbacksView(BuyerView):
         ],
         responses={200: CallbackDeliverySerializer(many=True), **error_responses(400, 401, 403)},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: KeyedRequest) -> Response:
         params = request.query_params
         status = params.get("status")
         if status is not None and status not in CallbackDelivery.Status.values:
@@ -286,9 +289,15 @@ class CallbacksView(BuyerView):
             raise errors.InvalidRequest(
                 "order_id must be a whole number.", fields={"order_id": ["Not a number."]}
             )
-        deliveries = deliveries_of(request.user, order_id=order_id and int(order_id), status=status)
+        deliveries = deliveries_of(
+            request.user,
+            # Checked above: a given order_id is all digits, never empty.
+            order_id=None if order_id is None else int(order_id),
+            status=status,
+        )
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(deliveries, request, view=self)
+        assert page is not None  # CursorPage always has a page size, so it always pages
         return paginator.get_paginated_response([delivery_data(d) for d in page])
 
 
@@ -299,7 +308,7 @@ class CallbackResendView(BuyerView):
         request=None,
         responses={202: CallbackDeliverySerializer, **error_responses(400, 401, 403, 404)},
     )
-    def post(self, request: Request, delivery_id: int) -> Response:
+    def post(self, request: KeyedRequest, delivery_id: int) -> Response:
         delivery = callbacks.callback_resend(buyer=request.user, delivery_id=delivery_id)
         return Response(delivery_data(delivery), status=202)
 
@@ -322,7 +331,7 @@ class CallbackTestView(BuyerView):
         request=None,
         responses={200: CallbackTestResult, **error_responses(400, 401, 403)},
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: KeyedRequest) -> Response:
         _, outcome = callbacks.callback_test(buyer=request.user)
         return Response(
             {

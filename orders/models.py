@@ -128,6 +128,21 @@ class Order(models.Model):
                 condition=models.Q(status__in=["pending", "completed"]),
                 name="orders_one_open_order_per_modem_app",
             ),
+            # Nor does a number, wherever it is now: its open order follows it from modem to
+            # modem. Looked up by number (an SMS on the line) and by number and
+            # application (handing out a modem, the catalogue's stock).
+            models.UniqueConstraint(
+                fields=["phone_number", "application"],
+                condition=models.Q(status__in=["pending", "completed"]),
+                name="orders_one_open_order_per_number_app",
+            ),
+            # A number serves an application once, ever: the free-modem rule, which the
+            # pick and the catalogue's stock count on (orders/statements/free_modems.py).
+            models.UniqueConstraint(
+                fields=["phone_number", "application"],
+                condition=models.Q(status__in=["completed", "finished"]),
+                name="orders_number_serves_app_once",
+            ),
             models.CheckConstraint(
                 condition=models.Q(price__gt=0), name="orders_price_positive_order"
             ),
@@ -139,18 +154,6 @@ class Order(models.Model):
                 fields=["expires_at"],
                 condition=models.Q(status__in=["pending", "completed"]),
                 name="orders_open_expiry_idx",
-            ),
-            # Numbers that served an application: looked up by number (the catalogue's
-            # stock) and by number and application (handing out a modem).
-            models.Index(
-                fields=["phone_number", "application"],
-                condition=models.Q(status__in=["completed", "finished"]),
-                name="orders_used_number_idx",
-            ),
-            models.Index(
-                fields=["phone_number"],
-                condition=models.Q(status__in=["pending", "completed"]),
-                name="orders_open_by_number_idx",
             ),
         ]
 

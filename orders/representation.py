@@ -3,9 +3,12 @@
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orders.models import Order, OrderMessage
+
+if TYPE_CHECKING:
+    from orders.selectors import OpenOrder
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -50,7 +53,7 @@ def new_order_json(order: Order) -> str:
     return json.dumps(order_data(order, messages=[]), ensure_ascii=False, separators=(",", ":"))
 
 
-def open_order_data(row: dict[str, Any]) -> dict[str, Any]:
+def open_order_data(row: "OpenOrder") -> dict[str, Any]:
     """A row of selectors.open_orders_on_modems_of as the agent API shows it."""
     return {
         "order_id": row["order_id"],

@@ -2,7 +2,8 @@
 are waiting on, a buyer's orders and callbacks."""
 
 import time
-from typing import Any
+from datetime import datetime
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.core.cache import cache
@@ -28,7 +29,7 @@ from orders.models import (
     OrderStatus,
 )
 from orders.statements import free_modems
-from orders.statements.common import aware
+from orders.statements.common import aware, column_of
 from zerotp.db import prepared
 
 CATALOGUE_CACHE_KEY = "orders:services-catalogue:v2"  # (computed at, catalogue)
@@ -96,7 +97,20 @@ def _catalogue_now() -> list[dict[str, Any]]:
 OPEN_ORDERS_MAX = 1000
 
 
-def open_orders_on_modems_of(reseller: User) -> list[dict[str, Any]]:
+class OpenOrder(TypedDict):
+    """A row of open_orders_on_modems_of."""
+
+    phone_number: str
+    application_id: int
+    operator: str
+    created_at: datetime
+    expires_at: datetime
+    order_id: int
+    uid: str
+    application_name: str
+
+
+def open_orders_on_modems_of(reseller: User) -> list[OpenOrder]:
     """The pending orders on the reseller's modems that may still get their SMS (not past
     expires_at), oldest first, at most OPEN_ORDERS_MAX: which number waits for which
     application. One query; read through the modems, as everything a reseller served is."""
@@ -132,7 +146,7 @@ def _effective_status_is(status: str) -> Q:
     now = timezone.now()
     if status in OPEN_STATUSES:
         return Q(status=status, expires_at__gt=now)
-    closed_from = {
+    closed_from: dict[str, str] = {
         OrderStatus.EXPIRED: OrderStatus.PENDING,
         OrderStatus.FINISHED: OrderStatus.COMPLETED,
     }
@@ -145,7 +159,7 @@ def order_of(buyer: User, order_id: int) -> Order | None:
     return orders_of(buyer).filter(pk=order_id).first()
 
 
-_ORDER_COLUMNS = [(f.attname, f.column) for f in Order._meta.concrete_fields]
+_ORDER_COLUMNS = [(f.attname, column_of(f)) for f in Order._meta.concrete_fields]
 _ORDER_DATETIMES = {
     f.attname for f in Order._meta.concrete_fields if f.get_internal_type() == "DateTimeField"
 }

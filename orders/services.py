@@ -131,6 +131,7 @@ def order_create(
             )
             remembered = _idempotency_claim(buyer, idempotency.key, fingerprint)
             if remembered is not None:
+                assert remembered.order is not None  # saved with the response it answered
                 return OrderCreated(remembered.order, remembered.response, replayed=True)
         _refuse_unless(context, wanted, ("under_limit", "not_scanning", "affordable"))
         assert context.price is not None  # "priced" passed
@@ -407,6 +408,7 @@ def _attach(*, order: Order, sms: InboundSms, otp: str, now: datetime) -> bool:
     """Record the SMS on the order; the first one completes it and pays the reseller.
     False if the order closed meanwhile (a cancel or the clock won)."""
     update = {"otp_code": otp, "sms_text": sms.text}
+    won: int  # whether the statement completed it, or how many rows the update changed
     if order.status == OrderStatus.PENDING:
         share = billing.reseller_share(order.price)
         won = inbound.complete_pending(

@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from accounts.views import login_required
+from accounts.views import SignedInRequest, login_required
 from billing.services import wallet_balance
 from orders.dashboard import (
     CatalogueEntry,
@@ -44,9 +44,9 @@ def landing(request: HttpRequest) -> HttpResponse:
     return render(request, "orders/landing.html", context)
 
 
-def _selected(entries: list[CatalogueEntry], application: object) -> CatalogueEntry | None:
+def _selected(entries: list[CatalogueEntry], application: str | None) -> CatalogueEntry | None:
     try:
-        wanted = int(application)
+        wanted = int(application) if application is not None else None
     except (TypeError, ValueError):
         wanted = None
     return next((app for app in entries if app.id == wanted), entries[0] if entries else None)
@@ -62,12 +62,12 @@ def _operator(selected: CatalogueEntry | None, wanted: str | None) -> str:
     return selected.offers[0].operator
 
 
-def _active_context(request: HttpRequest) -> dict[str, object]:
+def _active_context(request: SignedInRequest) -> dict[str, object]:
     return {"orders": active_orders(request.user), "balance": wallet_balance(request.user)}
 
 
 @login_required
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: SignedInRequest) -> HttpResponse:
     entries = catalogue()
     if request.method == "POST":
         form = OrderForm(request.POST, catalogue=entries)
@@ -108,7 +108,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def operator_choices(request: HttpRequest) -> HttpResponse:
+def operator_choices(request: SignedInRequest) -> HttpResponse:
     """The operator radios (price and stock) of one application: the order form swaps
     them in when the application changes."""
     selected = _selected(catalogue(), request.GET.get("application"))
@@ -121,7 +121,7 @@ def operator_choices(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def active_orders_partial(request: HttpRequest) -> HttpResponse:
+def active_orders_partial(request: SignedInRequest) -> HttpResponse:
     """The live part of the dashboard, polled by htmx: active orders and the balance."""
     return render(request, "orders/_active_orders.html", {**_active_context(request), "oob": True})
 
@@ -137,7 +137,7 @@ def _back(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-def order_cancel_view(request: HttpRequest, order_id: int) -> HttpResponse:
+def order_cancel_view(request: SignedInRequest, order_id: int) -> HttpResponse:
     try:
         order = order_cancel(buyer=request.user, order_id=order_id)
     except DomainError as exc:
@@ -153,7 +153,7 @@ def order_cancel_view(request: HttpRequest, order_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def order_finish_view(request: HttpRequest, order_id: int) -> HttpResponse:
+def order_finish_view(request: SignedInRequest, order_id: int) -> HttpResponse:
     try:
         order = order_finish(buyer=request.user, order_id=order_id)
     except DomainError as exc:
@@ -164,7 +164,7 @@ def order_finish_view(request: HttpRequest, order_id: int) -> HttpResponse:
 
 
 @login_required
-def history(request: HttpRequest) -> HttpResponse:
+def history(request: SignedInRequest) -> HttpResponse:
     filters = HistoryFilterForm(request.GET or None)
     status = filters.cleaned_data["status"] if filters.is_valid() else None
     page = Paginator(order_history(request.user, status), 20).get_page(request.GET.get("page"))
@@ -172,7 +172,7 @@ def history(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def transactions(request: HttpRequest) -> HttpResponse:
+def transactions(request: SignedInRequest) -> HttpResponse:
     page = Paginator(wallet_entries(request.user), 25).get_page(request.GET.get("page"))
     context = {
         "page": page,
@@ -183,7 +183,7 @@ def transactions(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def staff(request: HttpRequest) -> HttpResponse:
+def staff(request: SignedInRequest) -> HttpResponse:
     if not request.user.is_staff:
         raise PermissionDenied
     return render(request, "orders/staff.html", {"overview": staff_overview()})

@@ -4,7 +4,8 @@ schema pieces every view uses to document its errors."""
 import json
 import math
 import re
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -14,6 +15,7 @@ from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import exceptions, pagination, serializers
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
@@ -90,8 +92,10 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return Response(body, status=HTTP_STATUS[exc.code], headers=headers)
     if not isinstance(exc, exceptions.APIException):
         return None  # a real bug: let it be a 500 and be logged
-    if getattr(exc, "auth_header", None):
-        headers["WWW-Authenticate"] = exc.auth_header
+    # APIView.handle_exception sets auth_header on an authentication error; no stub has it.
+    auth_header: str | None = getattr(exc, "auth_header", None)
+    if auth_header:
+        headers["WWW-Authenticate"] = auth_header
     if isinstance(exc, KeyRefused):
         body = error_body(exc.error_code, " ".join(_flatten(exc.detail)))
     else:
@@ -106,8 +110,10 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
             body = error_body(code, message, fields)
         else:
             body = error_body(code, " ".join(_flatten(exc.detail)))
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(max(1, math.ceil(exc.wait)))
+        if isinstance(exc, exceptions.Throttled):
+            wait: float | None = exc.wait  # type: ignore[attr-defined]  # set in __init__; not in the stubs
+            if wait is not None:
+                headers["Retry-After"] = str(max(1, math.ceil(wait)))
     set_rollback()
     return Response(body, status=exc.status_code, headers=headers)
 
@@ -207,7 +213,12 @@ class CursorPage(pagination.CursorPagination):
             raise _invalid_cursor() from None
         # DRF checks the offset and the direction but hands the position (the id to page
         # from) to the database as it came: a forged one was a 500.
-        if cursor is not None and cursor.position is not None and not _is_id(cursor.position):
+        # The stubs say int, but the position is the query string's text, decoded as it came.
+        if (
+            cursor is not None
+            and cursor.position is not None
+            and not _is_id(cast(str, cursor.position))
+        ):
             raise _invalid_cursor()
         return cursor
 
@@ -282,9 +293,14 @@ def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonRespon
 class JSONOnlyNegotiation(BaseContentNegotiation):
     """The API speaks JSON whatever the Accept header says (never a 406)."""
 
-    def select_parser(self, request: Any, parsers: list) -> Any:
-        return parsers[0] if parsers else None
+    # DRF hands over the view's lists of parsers and renderers; the base class says Iterable.
 
-    def select_renderer(self, request: Any, renderers: list, format_suffix: Any = None) -> tuple:
-        renderer = renderers[0]
+    def select_parser(self, request: Any, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        listed = cast(list[BaseParser], parsers)
+        return listed[0] if listed else None
+
+    def select_renderer(
+        self, request: Any, renderers: Iterable[BaseRenderer], format_suffix: Any = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = cast(list[BaseRenderer], renderers)[0]
         return renderer, renderer.media_type

@@ -15,9 +15,15 @@ partial indexes depend on. A statement marked here must be such that one plan su
 its values, and its text must not change with the values (they go in as parameters).
 """
 
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Self
+from uuid import UUID
+
 from django.conf import settings
 from django.db import connection
 from django.db.backends.postgresql.base import ServerBindingCursor
+from psycopg.abc import Params, Query
 
 
 def on_postgresql() -> bool:
@@ -34,6 +40,10 @@ def writes_in_one_statement() -> bool:
     the suite proves both paths there."""
     return on_postgresql() and settings.ONE_STATEMENT_WRITES
 
+
+# A value a statement's parameter may take: what Django's cursor adapts, as django-stubs'
+# CursorWrapper.execute spells it (which also takes lists and tuples, for IN and arrays).
+type SqlValue = bool | int | float | Decimal | str | bytes | date | datetime | UUID | None
 
 _PREPARED: set[str] = set()
 
@@ -54,7 +64,15 @@ class PreparingCursor(ServerBindingCursor):
     """Django's server-binding cursor, preparing the statements `prepared` marked and no
     others."""
 
-    def execute(self, query, params=None, *, prepare=None, binary=None):  # type: ignore[no-untyped-def]
+    def execute(
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        prepare: bool | None = None,
+        binary: bool | None = None,
+    ) -> Self:
         if prepare is None:
             prepare = isinstance(query, str) and query in _PREPARED
-        return super().execute(query, params, prepare=prepare, binary=binary)
+        # django-stubs leave psycopg's Cursor out of ServerBindingCursor's bases.
+        return super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[misc]

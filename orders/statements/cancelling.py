@@ -7,14 +7,22 @@ from django.db import connection
 
 from billing import services as billing
 from orders.models import Order, OrderStatus
-from orders.statements.common import ORDER, ORDER_FIELDS, PENDING, as_stored, loaded
+from orders.statements.common import (
+    ORDER,
+    ORDER_FIELDS,
+    PENDING,
+    as_stored,
+    column_of,
+    loaded,
+)
 from zerotp.db import prepared
 
 # A cancel that won: the order was the buyer's, pending and not yet past its time.
 _CANCEL = (
     f"UPDATE {ORDER} SET status = '{OrderStatus.CANCELLED}', closed_at = %(now)s "
     f"WHERE id = %(order)s AND buyer_id = %(buyer)s AND status = {PENDING} "
-    "AND expires_at > %(now)s RETURNING " + ", ".join(f.column for f in Order._meta.concrete_fields)
+    "AND expires_at > %(now)s RETURNING "
+    + ", ".join(column_of(f) for f in Order._meta.concrete_fields)
 )
 # The cancelled order's row, which the refund booked in the same statement reads.
 _CANCELLED = billing.WrittenRow(

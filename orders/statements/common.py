@@ -3,10 +3,10 @@ between the database's values and the models'."""
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Field, Model
 
 from orders.models import OPEN_STATUSES, USED_STATUSES, Order, OrderStatus
 
@@ -22,11 +22,21 @@ def as_stored(moment: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(moment)
 
 
+@overload
+def aware(moment: datetime) -> datetime: ...
+@overload
+def aware(moment: None) -> None: ...
 def aware(moment: datetime | None) -> datetime | None:
     """A datetime from a raw cursor: SQLite hands them back naive (stored in UTC)."""
     if moment is not None and moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment
+
+
+def column_of(field: Field) -> str:
+    """A concrete field's column (the stubs allow None, which only other fields have)."""
+    assert field.column is not None
+    return field.column
 
 
 def row_lock(clause: str) -> str:

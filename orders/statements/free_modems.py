@@ -28,15 +28,24 @@ class Blocking(NamedTuple):
     modem_column: str
     statuses: tuple[str, ...]
 
-    def orders(self, modem: str, application: str) -> str:
+    def matches(self, order: str, modem: str) -> str:
+        """The order blocks the modem (for the order's application)."""
         statuses = ", ".join(f"'{status}'" for status in self.statuses)
         return (
+            f"{order}.{self.order_column} = {modem}.{self.modem_column} "
+            f"AND {order}.status IN ({statuses})"
+        )
+
+    def orders(self, modem: str, application: str) -> str:
+        """The orders of the application that block the modem."""
+        return (
             f"SELECT 1 FROM {ORDER} o WHERE o.application_id = {application} "
-            f"AND o.{self.order_column} = {modem}.{self.modem_column} AND o.status IN ({statuses})"
+            f"AND {self.matches('o', modem)}"
         )
 
 
-# An order of the application blocks a modem when it is (each has its partial index):
+# An order of the application blocks a modem when it is (each rule has its partial unique
+# constraint, so it matches at most one order per application and modem):
 BLOCKING = (
     # the modem's open order, whatever number it was for;
     Blocking("modem_id", "id", OPEN_STATUSES),
@@ -83,28 +92,22 @@ WHERE m.mapping = {mapping} AND {orderable("m", online_since)}{blocked}"""
 
 
 def _stock_sql() -> str:
-    """The orderable modems per operator, then the (application, operator) pairs' blocked
-    modems, each rule's counted apart from the rules before it (NOT EXISTS) so that a modem
-    two rules block is counted once. The rules' orders are grouped by (column,
-    application) first: a modem blocked by two orders under one rule is counted once too.
-    Counted without a UNION, which would sort every blocked pair of the whole history; the
-    rule with the longest history (numbers that served) comes first, with no probe."""
-    parts = [
-        "SELECT m.mapping, NULL, COUNT(*) FROM orderable m GROUP BY m.mapping",
-    ]
+    """The orderable modems per operator, then for each rule the modems it blocks per
+    (application, operator), apart from those an earlier rule blocks (NOT EXISTS): a
+    modem two rules block is counted once. Under one rule an (application, modem) pair has
+    at most one order: each rule has its unique constraint (orders.models.Order). Counted
+    without a UNION or DISTINCT, which would sort every blocked pair of the whole history;
+    the rule with the longest history (numbers that served) comes first, with no probe."""
+    parts = ["SELECT m.mapping, NULL, COUNT(*) FROM orderable m GROUP BY m.mapping"]
     rules = list(reversed(BLOCKING))
     for index, rule in enumerate(rules):
-        statuses = ", ".join(f"'{status}'" for status in rule.statuses)
         not_before = "".join(
             f" AND NOT EXISTS ({earlier.orders('m', 'b.application_id')})"
             for earlier in rules[:index]
         )
         parts.append(
             f"SELECT m.mapping, b.application_id, COUNT(*) FROM orderable m "
-            f"JOIN (SELECT {rule.order_column}, application_id FROM {ORDER} "
-            f"WHERE status IN ({statuses}) GROUP BY {rule.order_column}, application_id) b "
-            f"ON b.{rule.order_column} = m.{rule.modem_column}"
-            f"{' WHERE' + not_before[4:] if not_before else ''} "
+            f"JOIN {ORDER} b ON {rule.matches('b', 'm')}{not_before} "
             "GROUP BY m.mapping, b.application_id"
         )
     online_modems = f"SELECT id, mapping, phone_number FROM {MODEM} m WHERE {orderable('m', '%s')}"

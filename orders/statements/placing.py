@@ -130,7 +130,17 @@ def order_context(
         return None
     width = len(_CONTEXT_COLUMNS)
     passed = {check.name: bool(ok) for check, ok in zip(CHECKS, row[width:], strict=True)}
-    return OrderContext(*row[:width], passed=passed)
+    name, enabled, price, balance, pending, recent_closed, recent_answered = row[:width]
+    return OrderContext(
+        name=name,
+        enabled=enabled,
+        price=price,
+        balance=balance,
+        pending=pending,
+        recent_closed=recent_closed,
+        recent_answered=recent_answered,
+        passed=passed,
+    )
 
 
 # The order's columns, as both ways of inserting it write them.
