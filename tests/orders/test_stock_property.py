@@ -151,7 +151,7 @@ def worlds(draw: st.DrawFn) -> World:
     for _ in range(draw(st.integers(0, 8)) if modems else 0):
         if orders and draw(st.booleans()):
             # The same number on the same modem for the same application again: after a
-            # cancel or an expiry; or after a use, which the rules forbid and data may hold.
+            # cancel or an expiry (a second use is refused by the database, and dropped).
             again = draw(st.sampled_from(orders))
             status, past_its_time = draw(order_statuses), draw(st.booleans())
             orders.append(replace(again, status=status, past_its_time=past_its_time))
@@ -269,7 +269,7 @@ def test_the_catalogue_stock_is_how_many_orders_then_succeed(
 
 # --- The disagreements it found, shrunk -----------------------------------------------------
 # Each asserts that the catalogue and the orders agree, on what the stock rules say where
-# they say it; they fail until the catalogue and the pick are one statement of the rules.
+# they say it; each failed while the catalogue and the pick wrote the rule apart.
 
 
 def orderable(modem: int, operator: str = "normal") -> ModemSpec:
