@@ -43,12 +43,14 @@ HOW_THE_HOT_PATHS_RUN = [
     "writes nothing.",
     "- **Order create**: on PostgreSQL one statement with no transaction around it locks "
     "the wallet, checks that no money moved on it since the statement's snapshot (so the "
-    "pending count read from that snapshot is exact), checks application, price, limit "
-    "and balance, puts the order on the first free modem (`FOR UPDATE SKIP LOCKED`, "
+    "pending count read from that snapshot is exact), passes the order's checks "
+    "(`orders/statements/placing.CHECKS`: price, enabled, limit, scan guard, balance), "
+    "puts the order on the first free modem (`FOR UPDATE SKIP LOCKED`, "
     "`ON CONFLICT DO NOTHING`) and books the hold through data-modifying CTEs whose legs "
     "run in lock order. Anything it cannot decide alone (an error, a race) writes nothing "
-    "and goes to the transaction that SQLite always uses: one query for application, "
-    "price, pending count and balance that locks the wallet, then the order and the hold.",
+    "and goes to the transaction that SQLite always uses (and PostgreSQL with "
+    "`ONE_STATEMENT_WRITES=false`): one query for the same context and checks that locks "
+    "the wallet, then the order and the hold.",
     "- **Cancel**: one statement marks the order cancelled and books the refund; it checks "
     "its own ledger outcome and raises if the refund could not be booked, so it needs no "
     "transaction around it and holds the escrow row for that statement only.",
@@ -59,7 +61,10 @@ HOW_THE_HOT_PATHS_RUN = [
     "- **Catalogue**: one cached copy for every worker, for two seconds; when it is due, "
     "one worker computes the next (the stock query is a few hundred milliseconds on the "
     "seeded database) while the others answer with the copy, instead of every worker "
-    "computing it at once.",
+    "computing it at once. The stock renders the pick's own free-modem rule "
+    "(`orders/statements/free_modems.py`) set-wise: one plain join per rule, each rule's "
+    "unique constraint making one order per application and modem, so nothing sorts the "
+    "history.",
     "- **Everywhere on PostgreSQL**: parameters are bound by the server, and the hot "
     "paths' hand-written statements (order, cancel, SMS, ledger movements, heartbeat, "
     "order status) are prepared on a connection's first use (`zerotp/db.py`; Django "
