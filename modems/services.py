@@ -10,7 +10,7 @@ from django.utils import timezone
 from accounts.models import User
 from modems.models import Modem, Operator
 from modems.phone import PhoneNumberError, normalize_phone
-from zerotp.db import prepared
+from zerotp.db import on_postgresql, prepared
 from zerotp.text import unstorable
 
 _SYNC_FIELDS = ("phone_number", "provider", "signal", "mapping")
@@ -274,7 +274,7 @@ _BATCH_LOCK_POSTGRES = "SELECT pg_advisory_xact_lock(7201, mod(%s::bigint, 21474
 def _reseller_batch_lock(reseller: User) -> None:
     """Serialise the reseller's modem batches until the transaction ends (PostgreSQL;
     SQLite runs one writer at a time anyway)."""
-    if connection.vendor == "postgresql":
+    if on_postgresql():
         with connection.cursor() as cursor:
             cursor.execute(prepared(_BATCH_LOCK_POSTGRES), [reseller.pk])
 
@@ -313,7 +313,7 @@ def modems_heartbeat(*, reseller: User, items: list[HeartbeatItem]) -> tuple[int
     rows = list(latest.values())
     now = timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+        if on_postgresql():
             _reseller_batch_lock(reseller)
             # One JSON document rather than three arrays: json.dumps is C, while psycopg
             # quotes array elements one by one in Python (a third of the request's time).
