@@ -1,5 +1,8 @@
 """The processes a test started, and what is left of them, from /proc (Linux)."""
 
+import os
+import signal
+import subprocess
 from pathlib import Path
 
 
@@ -31,3 +34,16 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def kill_tree(process: subprocess.Popen) -> None:
+    """SIGKILL the process and every process below it at once, as when its machine dies
+    (not a group kill: the job queue runs its cluster in a process group of its own)."""
+    if process.poll() is not None:
+        return
+    for pid in [process.pid, *descendants(process.pid)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    process.wait(timeout=10)

@@ -46,17 +46,6 @@ def _context(source: str, scan_guard: bool) -> str:
 FROM {source}"""
 
 
-_CONTEXT_COLUMNS = (
-    "name",
-    "enabled",
-    "price",
-    "balance",
-    "pending",
-    "recent_closed",
-    "recent_answered",
-)
-
-
 class Check(NamedTuple):
     """A condition an order must meet, in SQL over the context's columns (true: go on)."""
 
@@ -87,6 +76,10 @@ class OrderContext(NamedTuple):
     recent_closed: int
     recent_answered: int
     passed: dict[str, bool]  # each check's name: whether the order meets it
+
+
+# The columns `_context` selects, by the names OrderContext gives them.
+_CONTEXT_COLUMNS = OrderContext._fields[:-1]
 
 
 def _check_params() -> dict[str, Any]:

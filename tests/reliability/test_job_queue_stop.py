@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import alive, descendants
+from tests.processes import alive, descendants, kill_tree
 
 pytestmark = [
     pytest.mark.serve,
@@ -95,15 +95,7 @@ def test_sigterm_to_the_process_group_finishes_the_job_and_stops_every_process(
         took = time.monotonic() - started
         wait_for(lambda: not any(alive(pid) for pid in processes), 5, "exit of every process")
     finally:
-        if queue.poll() is None:
-            left = descendants(queue.pid)
-            queue.kill()
-            queue.wait()
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        kill_tree(queue)
 
     assert code == 0, log.read_text()
     assert Path(marker + ".finished").exists(), "the running job was cut off"

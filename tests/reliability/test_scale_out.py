@@ -29,7 +29,6 @@ ZEROTP_SCALE_OUT_KEEP_DB=1 keeps the database (docs/DEPLOY.md's restore drill us
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -47,6 +46,7 @@ import redis
 import requests
 from standardwebhooks import Webhook
 
+from tests.processes import descendants, kill_tree
 from tests.receiver import Receiver, running_receiver
 
 pytestmark = [
@@ -135,16 +135,8 @@ class Node:
     log: Path
 
     def kill(self) -> None:
-        """SIGKILL to every process of the node at once, as when its machine dies (the job
-        queue runs its cluster in a process group of its own, so not a group kill)."""
-        if self.popen.poll() is not None:
-            return
-        for pid in [self.popen.pid, *descendants(self.popen.pid)]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.popen.wait(timeout=10)
+        """Every process of the node gone at once, as when its machine dies."""
+        kill_tree(self.popen)
 
     def stop(self) -> None:
         """SIGTERM to the main process, as systemd's KillMode=mixed sends it (gunicorn's
@@ -160,25 +152,6 @@ class Node:
     def tail(self, lines: int = 30) -> str:
         text = self.log.read_text(errors="replace").splitlines()
         return f"--- {self.name} ({self.log}) ---\n" + "\n".join(text[-lines:])
-
-
-def parents() -> dict[int, int]:
-    """pid -> parent pid of every process on the machine."""
-    found = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                text = Path(entry.path, "stat").read_text()
-            except OSError:
-                continue
-            found[int(entry.name)] = int(text.rsplit(")", 1)[1].split()[1])
-    return found
-
-
-def descendants(pid: int, family: dict[int, int] | None = None) -> list[int]:
-    family = parents() if family is None else family
-    children = [child for child, parent in family.items() if parent == pid]
-    return children + [d for child in children for d in descendants(child, family)]
 
 
 def procfile() -> dict[str, str]:
@@ -243,9 +216,8 @@ class CpuSampler:
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
         }
-        family = parents()
         for main, name in self.mains.items():
-            roles |= {pid: name for pid in [main, *descendants(main, family)]}
+            roles |= {pid: name for pid in [main, *descendants(main)]}
         for pid, role in roles.items():
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

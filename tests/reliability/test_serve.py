@@ -31,7 +31,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.processes import alive, descendants
+from tests.processes import alive, descendants, kill_tree
 from zerotp.asgi import THREADS
 from zerotp.serving import HEADER_SECONDS
 
@@ -119,15 +119,7 @@ def site(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Si
             time.sleep(0.5)
         yield served
     finally:
-        if process.poll() is None:
-            left = descendants(process.pid)
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        kill_tree(process)
 
 
 def answers(port: int) -> bool:
