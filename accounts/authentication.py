@@ -16,9 +16,9 @@ class _KeyAuthentication(BaseAuthentication):
     code: str  # the contract's error code for a key refused
 
     def authenticate(self, request: Request) -> tuple[User, ApiKey]:
-        key = request.headers.get(self.header, "").strip()
+        key = self.key_of(request).strip()
         if not key:
-            raise KeyRefused(self.code, f"The {self.header} header is missing.")
+            raise KeyRefused(self.code, f"The {self.header} is missing.")
         record = key_authenticate(key=key, kind=self.kind)
         if record is None:
             raise KeyRefused(self.code, f"The {self.header} is unknown or revoked.")
@@ -26,6 +26,9 @@ class _KeyAuthentication(BaseAuthentication):
             raise PermissionDenied("This account is disabled.")
         self.check(record.user)
         return record.user, record
+
+    def key_of(self, request: Request) -> str:
+        return request.headers.get(self.header, "")
 
     def check(self, user: User) -> None:
         pass
@@ -38,6 +41,24 @@ class ApiKeyAuthentication(_KeyAuthentication):
     header = "X-API-KEY"
     kind = ApiKey.Kind.API
     code = "invalid_api_key"
+
+
+class ApiKeyParameterAuthentication(ApiKeyAuthentication):
+    """The same API key, as the sms-activate protocol sends it: the `api_key` parameter,
+    in the query string or a form body."""
+
+    header = "api_key"
+
+    def key_of(self, request: Request) -> str:
+        return parameter(request, self.header)
+
+
+def parameter(request: Request, name: str) -> str:
+    """A parameter from the query string, else from a form body ("" if in neither)."""
+    value = request.query_params.get(name)
+    if value is None:
+        value = request.POST.get(name)
+    return value if isinstance(value, str) else ""
 
 
 class AgentKeyAuthentication(_KeyAuthentication):

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from modems.carriers import CARRIER_MAX_LENGTH
+
 
 class Operator(models.TextChoices):
     """The operator pool a modem serves and a buyer orders from."""
@@ -26,6 +28,13 @@ class Modem(models.Model):
     uid = models.CharField(max_length=64, help_text="The agent's name for the modem, e.g. COM3.")
     phone_number = models.CharField(max_length=15, null=True, blank=True)
     provider = models.CharField(max_length=64, blank=True, default="")
+    carrier = models.CharField(
+        max_length=CARRIER_MAX_LENGTH,
+        blank=True,
+        default="",
+        editable=False,
+        help_text="The provider as the sms-activate protocol names carriers (telkomsel, ...).",
+    )
     signal = models.PositiveSmallIntegerField(null=True, blank=True)
     mapping = models.CharField(max_length=8, choices=Operator.choices, default=Operator.NORMAL)
     can_order = models.BooleanField(default=True)

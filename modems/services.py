@@ -8,12 +8,13 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from modems.carriers import carrier_of
 from modems.models import Modem, Operator
 from modems.phone import PhoneNumberError, normalize_phone
 from zerotp.db import on_postgresql, prepared
 from zerotp.text import unstorable
 
-_SYNC_FIELDS = ("phone_number", "provider", "signal", "mapping")
+_SYNC_FIELDS = ("phone_number", "provider", "carrier", "signal", "mapping")
 _OPERATORS = frozenset(Operator.values)  # Operator.values builds a new list on every read
 
 
@@ -78,6 +79,7 @@ def _sync_fields(item: dict) -> dict[str, Any]:
             raise ItemError(str(exc)) from None
     if "provider" in item:
         fields["provider"] = _text(item, "provider", 64)
+        fields["carrier"] = carrier_of(fields["provider"])
     if "signal" in item:
         fields["signal"] = _signal(item["signal"])
     if "mapping" in item:

@@ -22,9 +22,9 @@ class ApplicationPriceInline(admin.TabularInline):
 
 @admin.register(Application)
 class ApplicationAdmin(admin.ModelAdmin):
-    list_display = ("name", "code", "enabled", "prices_display")
+    list_display = ("name", "code", "service_code", "enabled", "prices_display")
     list_filter = ("enabled",)
-    search_fields = ("name", "code")
+    search_fields = ("name", "code", "service_code")
     inlines = [ApplicationPriceInline]
     actions = ["disable", "enable"]
 

@@ -363,3 +363,39 @@ DEMO_APPLICATIONS: tuple[DemoApplication, ...] = (
         example_sender="BIGO LIVE",
     ),
 )
+
+# The sms-activate protocol's service codes of the demo applications, by slug (from its
+# own service list; docs/SMS-ACTIVATE.md, section 4). It has none for traveloka, kredivo
+# and indodax: bots reach those by their slug.
+SERVICE_CODES: dict[str, str] = {
+    "whatsapp": "wa",
+    "telegram": "tg",
+    "google": "go",
+    "facebook": "fb",
+    "instagram": "ig",
+    "tiktok": "lf",
+    "shopee": "ka",
+    "tokopedia": "xd",
+    "gojek": "ni",
+    "grab": "jg",
+    "dana": "fr",
+    "ovo": "xh",
+    "linkaja": "aka",
+    "lazada": "dl",
+    "bukalapak": "kh",
+    "blibli": "fk",
+    "twitter": "tw",
+    "discord": "ds",
+    "line": "me",
+    "microsoft": "mm",
+    "amazon": "am",
+    "netflix": "nf",
+    "akulaku": "tm",
+    "maxim": "ahl",
+    "michat": "mc",
+    "wechat": "wb",
+    "signal": "bw",
+    "tinder": "oi",
+    "yahoo": "mb",
+    "bigo-live": "bl",
+}

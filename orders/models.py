@@ -24,6 +24,17 @@ class Application(models.Model):
 
     name = models.CharField(max_length=100)
     code = models.SlugField(max_length=50, unique=True)
+    service_code = models.CharField(
+        max_length=16,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text=(
+            "The sms-activate protocol's short code for this service (wa, tg, go, ...), "
+            "which existing bots send; docs/SMS-ACTIVATE.md lists them. Blank: reachable "
+            "there by its code above only."
+        ),
+    )
     enabled = models.BooleanField(default=True)
     sender_patterns = models.TextField(
         blank=True,
@@ -117,6 +128,9 @@ class Order(models.Model):
     expires_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # The sms-activate dialect's "another SMS" (setStatus 3): the last message the buyer had
+    # then; its getStatus waits for a newer one. Null: never asked.
+    another_sms_after = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [

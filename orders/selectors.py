@@ -1,9 +1,10 @@
 """Reads that need thought: the catalogue with its stock, the orders an agent's numbers
 are waiting on, a buyer's orders and callbacks."""
 
+import math
 import time
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 from django.conf import settings
 from django.core.cache import cache
@@ -17,7 +18,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from accounts.models import User
-from modems.models import InboundSms
+from modems.models import InboundSms, Operator
 from orders.models import (
     OPEN_STATUSES,
     Application,
@@ -92,6 +93,56 @@ def _catalogue_now() -> list[dict[str, Any]]:
             }
         )
     return catalogue
+
+
+class ServiceOffer(NamedTuple):
+    """An application as the sms-activate dialect orders it: its priced operator pools,
+    cheapest first (ties in the pools' order)."""
+
+    application_id: int
+    name: str
+    service_code: str  # its protocol code, or its slug when it has none
+    prices: tuple[tuple[str, int], ...]  # (operator, price)
+
+
+# (loaded at, offers by protocol code and by slug), kept by each process.
+_offers: tuple[float, dict[str, ServiceOffer]] = (-math.inf, {})
+
+
+def service_offer(code: str) -> ServiceOffer | None:
+    """The application a protocol service code (or slug) names, from a copy each process
+    keeps for CATALOGUE_CACHE_SECONDS, so that ordering by code costs the query the REST
+    order by id does. A copy a bit old costs nothing wrong: the order statement reads the
+    price and checks the application itself. A code not in the copy reloads it."""
+    global _offers
+    loaded_at, offers = _offers
+    if code in offers and _clock() - loaded_at < settings.CATALOGUE_CACHE_SECONDS:
+        return offers[code]
+    _offers = (_clock(), _load_offers())
+    return _offers[1].get(code)
+
+
+def service_offers() -> list[ServiceOffer]:
+    """Every application with a price, by id: a fresh read."""
+    return sorted(set(_load_offers().values()), key=lambda offer: offer.application_id)
+
+
+def _load_offers() -> dict[str, ServiceOffer]:
+    rank = {operator: index for index, operator in enumerate(Operator.values)}
+    applications = Application.objects.prefetch_related("prices").order_by("id")
+    offers: dict[str, ServiceOffer] = {}
+    for app in applications:
+        prices = sorted(
+            ((p.operator, p.price) for p in app.prices.all()),
+            key=lambda pool: (pool[1], rank.get(pool[0], len(rank))),
+        )
+        if not prices:
+            continue
+        offer = ServiceOffer(app.pk, app.name, app.service_code or app.code, tuple(prices))
+        offers.setdefault(app.code, offer)
+        if app.service_code:
+            offers[app.service_code] = offer  # a protocol code wins over a slug alike
+    return offers
 
 
 OPEN_ORDERS_MAX = 1000

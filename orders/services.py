@@ -19,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from accounts.models import User
@@ -100,12 +101,15 @@ def order_create(
     operator: str = "normal",
     custom_user_id: str | None = None,
     idempotency: Idempotency | None = None,
+    carrier: str | None = None,
+    max_price: int | None = None,
 ) -> OrderCreated:
-    """Hand the buyer a free number and hold the price in escrow.
+    """Hand the buyer a free number (of the mobile `carrier`, if given) and hold the price
+    in escrow.
 
     Errors in the contract's order: invalid_request (no price for the operator),
-    not_found, too_many_active_orders, rate_limited (scan guard), insufficient_balance,
-    out_of_stock."""
+    not_found, too_many_active_orders, rate_limited (scan guard), price_above_max (only
+    with `max_price`), insufficient_balance, out_of_stock."""
     now = timezone.now()
     wanted = placing.OrderWanted(
         buyer_id=buyer.pk,
@@ -115,6 +119,8 @@ def order_create(
         now=now,
         expires_at=now + timedelta(seconds=settings.ORDER_TTL_SECONDS),
         online_since=now - timedelta(seconds=settings.MODEM_ONLINE_SECONDS),
+        carrier=carrier,
+        max_price=max_price,
     )
     if writes_in_one_statement() and idempotency is None:
         # The usual order, in one statement; anything it cannot decide alone (an error,
@@ -133,7 +139,9 @@ def order_create(
             if remembered is not None:
                 assert remembered.order is not None  # saved with the response it answered
                 return OrderCreated(remembered.order, remembered.response, replayed=True)
-        _refuse_unless(context, wanted, ("under_limit", "not_scanning", "affordable"))
+        _refuse_unless(
+            context, wanted, ("under_limit", "not_scanning", "within_max_price", "affordable")
+        )
         assert context.price is not None  # "priced" passed
         order = _order_on_free_modem(wanted, name=context.name, price=context.price)
         if idempotency is None:
@@ -155,6 +163,7 @@ def _order_context(wanted: placing.OrderWanted) -> placing.OrderContext:
         operator=wanted.operator,
         now=wanted.now,
         since=wanted.now - SCAN_GUARD_WINDOW,
+        max_price=wanted.max_price,
     )
     context = read()
     if context is None:
@@ -190,6 +199,12 @@ def _refuse_unless(
             "account to stop number scanning. It resumes as those orders age; contact "
             "support if this is a mistake.",
             retry_after=SCAN_GUARD_RETRY_AFTER,
+        )
+    if failed == "within_max_price":
+        assert context.price is not None  # "priced" comes first
+        raise errors.PriceAboveMax(
+            f"The price {context.price} is above the highest price asked, {wanted.max_price}.",
+            price=context.price,
         )
     if failed == "affordable":
         raise errors.InsufficientBalance(
@@ -284,6 +299,21 @@ def order_finish(*, buyer: User, order_id: int) -> Order:
     else:
         message = f"The order is {state} and cannot be finished."
     raise errors.InvalidState(message)
+
+
+def order_another_sms(*, buyer: User, order_id: int) -> Order:
+    """The buyer wants another SMS on a completed order (the sms-activate dialect's
+    setStatus 3): remember the last message they have, and wait for a newer one. A pending
+    order waits anyway. Safe to repeat."""
+    latest = OrderMessage.objects.filter(order=OuterRef("pk")).order_by("-id").values("id")[:1]
+    Order.objects.filter(
+        pk=order_id, buyer=buyer, status=OrderStatus.COMPLETED, expires_at__gt=timezone.now()
+    ).update(another_sms_after=Subquery(latest))
+    order = _own_order(buyer, order_id)
+    state = order.effective_status
+    if state in (OrderStatus.PENDING, OrderStatus.COMPLETED):
+        return order
+    raise errors.InvalidState(f"The order is {state}: no other SMS will come for it.")
 
 
 def order_expire(*, order_id: int, now: datetime | None = None) -> bool:

@@ -32,6 +32,7 @@ HTTP_STATUS: dict[str, int] = {
     errors.NotFound.code: 404,
     errors.OutOfStock.code: 409,
     errors.InvalidState.code: 409,
+    errors.PriceAboveMax.code: 409,
     errors.IdempotencyConflict.code: 409,
     errors.PayloadTooLarge.code: 413,
     errors.RateLimited.code: 429,

@@ -68,6 +68,18 @@ class PayloadTooLarge(DomainError):
     default_message = "The request body or batch is too large."
 
 
+class PriceAboveMax(DomainError):
+    """The price is above the highest the buyer asked for (the sms-activate dialect's
+    maxPrice; the REST API has no such limit)."""
+
+    code = "price_above_max"
+    default_message = "The price is above the highest price asked."
+
+    def __init__(self, message: str | None = None, *, price: int) -> None:
+        super().__init__(message)
+        self.price = price
+
+
 class RateLimited(DomainError):
     code = "rate_limited"
     default_message = "Too many requests."

@@ -72,6 +72,9 @@ SCAN_GUARD_MIN_SMS_PERCENT = _positive_int("SCAN_GUARD_MIN_SMS_PERCENT", 5, mini
 # The public catalogue (prices and stock) is cached this long; 0 turns the cache off.
 CATALOGUE_CACHE_SECONDS = _positive_int("CATALOGUE_CACHE_SECONDS", 2, minimum=0)
 CURRENCY = "IDR"
+# This server's country in the sms-activate protocol's own numbering (not a dialling code):
+# 6 is Indonesia. /stubs/handler_api.php sells numbers of this country only.
+ACTIVATION_COUNTRY = _positive_int("ACTIVATION_COUNTRY", 6, minimum=0)
 # A request body above this is answered 413 before it is parsed. A full 1,000-modem sync
 # is about 120 KB.
 API_MAX_BODY_BYTES = _positive_int("API_MAX_BODY_BYTES", 1024 * 1024)

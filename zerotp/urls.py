@@ -16,6 +16,7 @@ from orders.api import (
     OrderView,
     ServicesView,
 )
+from orders.sms_activate import HandlerApiView
 from zerotp.api import api_not_found
 
 api_v1 = [
@@ -58,6 +59,8 @@ urlpatterns = [
         name="api-docs",
     ),
     re_path(r"^api/", api_not_found),
+    # The sms-activate protocol, where its clients look for it (docs/SMS-ACTIVATE.md).
+    path("stubs/handler_api.php", HandlerApiView.as_view(), name="sms-activate"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("accounts.urls")),
     path("", include("orders.urls")),

@@ -66,8 +66,9 @@ def orderable(modem: str, online_since: str) -> str:
 
 
 @cache
-def free_modems(operator: str, online_seconds: int) -> str:
-    """FROM and WHERE of the operator's free modems (`m`) for %(application)s.
+def free_modems(operator: str, online_seconds: int, by_carrier: bool = False) -> str:
+    """FROM and WHERE of the operator's free modems (`m`) for %(application)s; with
+    `by_carrier`, only those of the mobile carrier %(carrier)s (modems.carriers).
 
     On PostgreSQL the operator and the online window are written into the text rather
     than bound (one statement per operator): the plan PostgreSQL prepares once for all
@@ -86,12 +87,14 @@ def free_modems(operator: str, online_seconds: int) -> str:
     blocked = "".join(
         f"\n  AND NOT EXISTS ({rule.orders('m', '%(application)s')}{fence})" for rule in BLOCKING
     )
+    carrier = " AND m.carrier = %(carrier)s" if by_carrier else ""
     return f"""
 FROM {MODEM} m
-WHERE m.mapping = {mapping} AND {orderable("m", online_since)}{blocked}"""
+WHERE m.mapping = {mapping}{carrier} AND {orderable("m", online_since)}{blocked}"""
 
 
-def _stock_sql() -> str:
+@cache
+def _stock_sql(by_carrier: bool) -> str:
     """The orderable modems per operator, then for each rule the modems it blocks per
     (application, operator), apart from those an earlier rule blocks (NOT EXISTS): a
     modem two rules block is counted once. Under one rule an (application, modem) pair has
@@ -110,16 +113,24 @@ def _stock_sql() -> str:
             f"JOIN {ORDER} b ON {rule.matches('b', 'm')}{not_before} "
             "GROUP BY m.mapping, b.application_id"
         )
-    online_modems = f"SELECT id, mapping, phone_number FROM {MODEM} m WHERE {orderable('m', '%s')}"
+    carrier = " AND m.carrier = %s" if by_carrier else ""
+    online_modems = (
+        f"SELECT id, mapping, phone_number FROM {MODEM} m WHERE {orderable('m', '%s')}{carrier}"
+    )
     return f"WITH orderable AS ({online_modems})\n" + "\nUNION ALL\n".join(parts)
 
 
-def stock(now: datetime, online_seconds: int) -> Callable[[int, str], int]:
-    """The stock of every (application, operator): its free modems, counted in one query,
-    whatever the numbers of modems and applications."""
+def stock(
+    now: datetime, online_seconds: int, carrier: str | None = None
+) -> Callable[[int, str], int]:
+    """The stock of every (application, operator): its free modems (of the mobile carrier,
+    if given), counted in one query, whatever the numbers of modems and applications."""
     online_since = as_stored(now - timedelta(seconds=online_seconds))
     with connection.cursor() as cursor:
-        cursor.execute(_stock_sql(), [online_since])
+        if carrier is None:
+            cursor.execute(_stock_sql(by_carrier=False), [online_since])
+        else:
+            cursor.execute(_stock_sql(by_carrier=True), [online_since, carrier])
         rows = cursor.fetchall()
     orderable_by_operator: dict[str, int] = {}
     blocked: dict[tuple[int, str], int] = {}

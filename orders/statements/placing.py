@@ -63,6 +63,8 @@ CHECKS = (
         "NOT (recent_closed >= %(window)s "
         "AND recent_answered * 100 < recent_closed * %(min_percent)s)",
     ),
+    # No REST twin: the sms-activate dialect's maxPrice (NULL: any price).
+    Check("within_max_price", "price <= COALESCE(%(max_price)s, price)"),
     Check("affordable", "balance >= price"),
 )
 
@@ -103,7 +105,13 @@ def _context_sql(scan_guard: bool, locking: str) -> str:
 
 
 def order_context(
-    *, buyer_id: int, application_id: int, operator: str, now: datetime, since: datetime
+    *,
+    buyer_id: int,
+    application_id: int,
+    operator: str,
+    now: datetime,
+    since: datetime,
+    max_price: int | None = None,
 ) -> OrderContext | None:
     """What deciding an order reads and which checks it passes, in one query that also
     locks the buyer's wallet (one buyer's orders queue there, each seeing the others'
@@ -115,6 +123,7 @@ def order_context(
         "operator": operator,
         "now": as_stored(now),
         "since": as_stored(since),
+        "max_price": max_price,
     }
     with connection.cursor() as cursor:
         cursor.execute(prepared(sql), params)
@@ -153,7 +162,13 @@ _ORDER_COLUMNS = (
 
 
 def _insert_on_free_modem(
-    operator: str, online_seconds: int, *, price: str, only_if: str = "", locking: str = ""
+    operator: str,
+    online_seconds: int,
+    by_carrier: bool,
+    *,
+    price: str,
+    only_if: str = "",
+    locking: str = "",
 ) -> str:
     """INSERT ... SELECT of a pending order on the first free modem; `price` is the SQL
     for its price, `only_if` a further condition on inserting at all. No row back when the
@@ -164,7 +179,7 @@ def _insert_on_free_modem(
 INSERT INTO {ORDER} ({", ".join(_ORDER_COLUMNS)})
 SELECT %(buyer)s, %(application)s, m.mapping, m.id, m.reseller_id, m.phone_number,
        {price}, %(custom_user_id)s, {PENDING}, %(now)s, %(expires_at)s
-{free_modems(operator, online_seconds)}
+{free_modems(operator, online_seconds, by_carrier)}
   {only_if}
 ORDER BY m.id LIMIT 1{locking}
 ON CONFLICT DO NOTHING
@@ -182,6 +197,8 @@ class OrderWanted(NamedTuple):
     now: datetime
     expires_at: datetime
     online_since: datetime
+    carrier: str | None = None  # only modems of this mobile carrier (modems.carriers)
+    max_price: int | None = None  # refuse a price above it
 
     def params(self) -> dict[str, Any]:
         return {
@@ -192,6 +209,8 @@ class OrderWanted(NamedTuple):
             "now": as_stored(self.now),
             "expires_at": as_stored(self.expires_at),
             "online_since": as_stored(self.online_since),
+            "carrier": self.carrier,
+            "max_price": self.max_price,
         }
 
     def order(self, row: Sequence[Any]) -> Order:
@@ -226,8 +245,10 @@ class Placed(NamedTuple):
 
 
 @cache
-def _pick_sql(operator: str, online_seconds: int, locking: str) -> str:
-    return _insert_on_free_modem(operator, online_seconds, price="%(price)s", locking=locking)
+def _pick_sql(operator: str, online_seconds: int, by_carrier: bool, locking: str) -> str:
+    return _insert_on_free_modem(
+        operator, online_seconds, by_carrier, price="%(price)s", locking=locking
+    )
 
 
 def order_on_free_modem(
@@ -237,7 +258,10 @@ def order_on_free_modem(
     with `hold_in_same_statement` (PostgreSQL) the statement also holds the price. None:
     no modem is free."""
     sql = _pick_sql(
-        wanted.operator, settings.MODEM_ONLINE_SECONDS, row_lock("FOR UPDATE OF m SKIP LOCKED")
+        wanted.operator,
+        settings.MODEM_ONLINE_SECONDS,
+        wanted.carrier is not None,
+        row_lock("FOR UPDATE OF m SKIP LOCKED"),
     )
     params = wanted.params() | {"price": price}
     if hold_in_same_statement:
@@ -251,7 +275,9 @@ def order_on_free_modem(
         return Placed(wanted.order(row), price_held=hold_in_same_statement)
     # Nothing inserted: out of stock, or the pick lost a race (rare). Which?
     with connection.cursor() as cursor:
-        free = free_modems(wanted.operator, settings.MODEM_ONLINE_SECONDS)
+        free = free_modems(
+            wanted.operator, settings.MODEM_ONLINE_SECONDS, wanted.carrier is not None
+        )
         cursor.execute(f"SELECT 1 {free} LIMIT 1", params)
         return Placed(None) if cursor.fetchone() is not None else None
 
@@ -264,7 +290,7 @@ def order_on_free_modem(
 # count read from it is exact. Anything else (the wallet changed meanwhile, or a check
 # fails) writes nothing: the service then runs the transaction, which says which error.
 @cache
-def _at_once_sql(operator: str, online_seconds: int, scan_guard: bool) -> str:
+def _at_once_sql(operator: str, online_seconds: int, by_carrier: bool, scan_guard: bool) -> str:
     source = (
         f"{Application._meta.db_table} a, w, seen "
         "WHERE a.id = %(application)s AND w.version = seen.version"
@@ -280,6 +306,7 @@ def _at_once_sql(operator: str, online_seconds: int, scan_guard: bool) -> str:
     insert = _insert_on_free_modem(
         operator,
         online_seconds,
+        by_carrier,
         price="(SELECT price FROM decided)",
         only_if="AND EXISTS (SELECT FROM decided)",
         locking=" FOR UPDATE OF m SKIP LOCKED",
@@ -291,7 +318,12 @@ def _at_once_sql(operator: str, online_seconds: int, scan_guard: bool) -> str:
 def order_at_once(wanted: OrderWanted, *, since: datetime) -> Order | None:
     """The new order, its price held, in one statement (PostgreSQL only); None if this
     statement could not decide it alone, having written nothing."""
-    sql = _at_once_sql(wanted.operator, settings.MODEM_ONLINE_SECONDS, settings.SCAN_GUARD)
+    sql = _at_once_sql(
+        wanted.operator,
+        settings.MODEM_ONLINE_SECONDS,
+        wanted.carrier is not None,
+        settings.SCAN_GUARD,
+    )
     movement = billing.hold_for(_PLACED, wanted.buyer_id)
     params = movement.params | wanted.params() | _check_params() | {"since": as_stored(since)}
     row = movement.run(sql, params)

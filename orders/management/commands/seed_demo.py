@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from orders.catalogue import DEMO_APPLICATIONS
+from orders.catalogue import DEMO_APPLICATIONS, SERVICE_CODES
 from orders.models import Application, ApplicationPrice
 
 
@@ -23,6 +23,7 @@ class Command(BaseCommand):
                     defaults={
                         "name": demo.name,
                         "sender_patterns": "\n".join(demo.sender_patterns),
+                        "service_code": SERVICE_CODES.get(demo.code),
                     },
                 )
                 created += new
