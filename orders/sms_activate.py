@@ -18,7 +18,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
 from django.utils import timezone
 from rest_framework import exceptions
-from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 IDR = 360  # ISO 4217 numeric: getNumberV2's currency
 COUNTRY_NAMES = {6: ("Индонезия", "Indonesia", "印度尼西亚")}  # (rus, eng, chn), by protocol id
 ACTIVE_ACTIVATIONS_MAX = 100
+MAX_PRICE = 2**31 - 1  # prices are 32-bit integers: a maxPrice above any price is no limit
 
 
 class Answer(Exception):
@@ -91,7 +92,9 @@ def _max_price(request: Request) -> int | None:
         value = Decimal(parameter(request, "maxPrice").strip())
     except InvalidOperation:
         return None
-    return int(value) if value.is_finite() and value >= 0 else None
+    if not value.is_finite() or value < 0:
+        return None
+    return int(min(value, MAX_PRICE))
 
 
 def _activation(request: Request) -> int:
@@ -445,11 +448,8 @@ ACTIONS: dict[str, Callable[[KeyedRequest], HttpResponse]] = {
 # --- The endpoint ----------------------------------------------------------------------------
 
 
-class AnyAccept(BaseContentNegotiation):
+class AnyAccept(DefaultContentNegotiation):
     """Bots send any Accept header (or none); the answer is what the protocol says."""
-
-    def select_parser(self, request: Any, parsers: Any) -> Any:
-        return next(iter(parsers), None)
 
     def select_renderer(
         self, request: Any, renderers: Any, format_suffix: str | None = None

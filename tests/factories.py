@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.services import account_create
 from billing.services import topup
+from modems.carriers import carrier_of
 from modems.models import Modem
 from orders.models import Application, ApplicationPrice
 
@@ -77,6 +78,7 @@ class ModemFactory(factory.django.DjangoModelFactory):
     uid = factory.Sequence(lambda n: f"COM{n}")
     phone_number = factory.Sequence(lambda n: f"62811{n:07d}")
     provider = "Telkomsel"
+    carrier = factory.LazyAttribute(lambda modem: carrier_of(modem.provider))
     signal = 80
     mapping = "normal"
     can_order = True
