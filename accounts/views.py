@@ -26,7 +26,7 @@ from accounts.models import ApiKey, User
 from accounts.services import account_create, callback_settings_update, key_issue
 from orders.callbacks import Outcome, callback_resend, callback_test
 from orders.dashboard import live_key
-from orders.selectors import deliveries_of
+from orders.selectors import deliveries_of, service_offers
 from zerotp.errors import DomainError
 
 
@@ -111,6 +111,8 @@ def _api_page(
             request.GET.get("page")
         ),
         "base_url": request.build_absolute_uri("/").rstrip("/"),
+        "activation_country": settings.ACTIVATION_COUNTRY,
+        "service_codes": service_offers(),
     }
     response = render(request, "accounts/api.html", context)
     if new_key:

@@ -123,13 +123,15 @@ def service_offer(code: str) -> ServiceOffer | None:
 
 
 def service_offers() -> list[ServiceOffer]:
-    """Every application with a price, by id: a fresh read."""
+    """Every enabled application with a price, by id: a fresh read."""
     return sorted(set(_load_offers().values()), key=lambda offer: offer.application_id)
 
 
 def _load_offers() -> dict[str, ServiceOffer]:
     rank = {operator: index for index, operator in enumerate(Operator.values)}
-    applications = Application.objects.prefetch_related("prices").order_by("id")
+    applications = (
+        Application.objects.filter(enabled=True).prefetch_related("prices").order_by("id")
+    )
     offers: dict[str, ServiceOffer] = {}
     for app in applications:
         prices = sorted(

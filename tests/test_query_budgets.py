@@ -216,6 +216,51 @@ def test_reading_a_completed_order_with_its_messages_is_one_query_after_authenti
     assert body["otp_code"] == "222222" and body["status"] == "completed"
 
 
+def test_the_sms_activate_dialect_costs_what_its_rest_twins_do(
+    client: APIClient, buyer: Buyer, agent: Agent, settings: Any
+) -> None:
+    """getNumber, getStatus and setStatus 8 against POST /orders, GET /orders/{id} and
+    cancel: the same statements, the key read from a parameter instead of a header. The
+    service code is found in the process's copy of the catalogue, warm as in production."""
+    settings.CATALOGUE_CACHE_SECONDS = 60
+    app = ApplicationFactory(service_code="wa", prices={"normal": 3500})
+    modem = ModemFactory(reseller=agent.user)
+    handler = "/stubs/handler_api.php"
+
+    def dialect(action: str, **params: object) -> Callable[[], Response]:
+        return lambda: client.get(handler, {"api_key": buyer.key, "action": action, **params})
+
+    def rest_create() -> Response:
+        return client.post(
+            "/api/v1/orders", {"application_id": app.pk}, format="json", **buyer.headers
+        )
+
+    def rest_cancel(order_id: int) -> Callable[[], Response]:
+        return lambda: client.post(f"/api/v1/orders/{order_id}/cancel", **buyer.headers)
+
+    # Warm up: the platform accounts, the copy of the service codes.
+    order_id = int(dialect("getNumber", service="wa")().content.split(b":")[1])
+    dialect("setStatus", id=order_id, status=8)()
+
+    with CaptureQueriesContext(connection) as number:
+        order_id = int(dialect("getNumber", service="wa")().content.split(b":")[1])
+    with CaptureQueriesContext(connection) as cancel:
+        assert dialect("setStatus", id=order_id, status=8)().content == b"ACCESS_CANCEL"
+    with CaptureQueriesContext(connection) as rest_number:
+        order_id = rest_create().json()["order_id"]
+    rest_cancels = queries(rest_cancel(order_id))
+    assert len(number) == len(rest_number) <= ORDER_CREATE_BUDGET
+    assert len(cancel) == rest_cancels <= ORDER_CANCEL_BUDGET
+
+    order_id = int(dialect("getNumber", service="wa")().content.split(b":")[1])
+    sms = {"uid": modem.uid, "from": "INFO", "text": "Your code is 482913"}
+    client.post("/api/modem/inbound-sms", sms, format="json", **agent.headers)
+    with CaptureQueriesContext(connection) as status:
+        assert dialect("getStatus", id=order_id)().content == b"STATUS_OK:482913"
+    rest_status = queries(lambda: client.get(f"/api/v1/orders/{order_id}", **buyer.headers))
+    assert len(status) == rest_status == ORDER_STATUS_BUDGET
+
+
 # PostgreSQL parses and plans a statement anew each time unless it is prepared; planning
 # the order statement cost more than running it (PERFORMANCE.md). zerotp.db prepares the
 # hot paths' statements; PostgreSQL then plans them five more times for the values at hand

@@ -21,7 +21,7 @@ from modems.models import InboundSms, Modem
 from orders.models import Application, Order, OrderStatus
 from orders.services import order_create, sms_receive
 from orders.templatetags.rupiah import rupiah, rupiah_signed
-from tests.factories import ModemFactory, make_agent
+from tests.factories import ApplicationFactory, ModemFactory, make_agent
 from tests.web.conftest import PASSWORD, Account, logged_in, make_account
 
 pytestmark = pytest.mark.django_db
@@ -508,6 +508,18 @@ def test_the_api_page_shows_the_key_masked_and_a_quickstart_with_this_servers_ad
     record = ApiKey.objects.get(user=buyer_account.user, kind="api")
     assert record.masked in html and buyer_account.api_key not in html
     assert "BASE=http://testserver" in html and reverse("api-docs") in html
+
+
+def test_the_api_page_gives_the_url_to_paste_into_an_sms_activate_client(
+    buyer_client: Client, buyer_account: Account
+) -> None:
+    ApplicationFactory(name="WhatsApp", code="whatsapp", service_code="wa")
+    ApplicationFactory(name="Off", code="off", service_code="of", enabled=False)
+    html = buyer_client.get(reverse("account-api")).content.decode()
+    assert "<code id=\"handler-url\">http://testserver/stubs/handler_api.php</code>" in html
+    assert "<li><code>wa</code> WhatsApp</li>" in html and "Off" not in html
+    indonesian = buyer_client.get(reverse("account-api"), HTTP_ACCEPT_LANGUAGE="id")
+    assert "Sudah punya bot sms-activate?" in indonesian.content.decode()
 
 
 def test_regenerating_the_api_key_needs_the_tick_box(
