@@ -4,8 +4,9 @@ Each scenario runs for a warm-up and then a measured window with a fixed number 
 concurrent connections, each looping on one iteration (one request, or for the order
 scenario a create and its cancel). Every answer's status is checked, and so is the part
 of its body that proves the work was done (a heartbeat updated 1,000 modems, a sync
-changed nothing, an SMS matched its order). Throughput counts the successful iterations
-that completed inside the window; p50 and p99 are taken over the same iterations.
+changed nothing, an SMS matched its order, getStatus answered STATUS_OK). Throughput
+counts the successful iterations that completed inside the window; p50 and p99 are taken
+over the same iterations.
 """
 
 import asyncio
@@ -28,6 +29,8 @@ class Exhausted(Exception):
     """The scenario used up what the seed prepared for it (pending orders)."""
 
 
+HANDLER_API = "/stubs/handler_api.php"  # the sms-activate protocol's one address
+
 Step = Callable[[aiohttp.ClientSession, int, int], Awaitable[str | None]]
 
 
@@ -37,6 +40,7 @@ class Scenario:
     title: str
     target: float | None  # the issue's minimum ratio to the baseline; None for the baseline
     step: Step  # (session, worker, iteration) -> None, or what went wrong
+    twin: str | None = None  # the REST scenario this sms-activate one does the work of
 
 
 @dataclass
@@ -89,17 +93,42 @@ async def _expect(
     return None, data
 
 
+async def _expect_word(
+    response: aiohttp.ClientResponse, check: Callable[[str], bool]
+) -> tuple[str | None, str]:
+    """An sms-activate answer: always 200, the protocol's word (or words) in the body."""
+    body = (await response.read()).decode(errors="replace")
+    label = f"{response.method} {response.url.path} {response.url.query.get('action')}"
+    if response.status != 200:
+        return f"{label} -> {response.status} {body[:120]}", body
+    if not check(body):
+        return f"{label} -> unexpected answer {body[:120]!r}", body
+    return None, body
+
+
+def _number_given(answer: str) -> bool:
+    """ACCESS_NUMBER:<order id>:<phone>."""
+    word, *rest = answer.split(":")
+    return word == "ACCESS_NUMBER" and len(rest) == 2 and rest[0].isdigit() and bool(rest[1])
+
+
 def _unchanged(answer: dict[str, Any]) -> bool:
     return answer["created"] == 0 and answer["updated"] == 0 and not answer["errors"]
 
 
 def scenarios(fixture: Fixture) -> list[Scenario]:
-    """The issue's seven scenarios, the baseline first."""
+    """The issue's seven scenarios, the baseline first, and the sms-activate protocol's
+    twins of two of them, each right after its twin."""
     buyers = [{"X-API-KEY": key} for key in fixture.buyer_keys]
     agents = [{"X-AGENT-KEY": key} for key in fixture.agent_keys]
 
     def buyer(worker: int) -> dict[str, str]:
         return buyers[worker % len(buyers)]
+
+    def activation(worker: int, action: str, **rest: str) -> dict[str, str]:
+        """The query string of a protocol request by the worker's buyer."""
+        key = fixture.buyer_keys[worker % len(fixture.buyer_keys)]
+        return {"api_key": key, "action": action, **rest}
 
     def reseller(worker: int) -> int:
         return worker % len(agents)
@@ -125,6 +154,12 @@ def scenarios(fixture: Fixture) -> list[Scenario]:
         async with session.get(f"/api/v1/orders/{order_id}", headers=buyer(worker)) as r:
             return (await _expect(r, 200, lambda d: len(d["messages"]) == 1))[0]
 
+    async def activation_status(session: aiohttp.ClientSession, worker: int, i: int) -> str | None:
+        mine = fixture.status_orders[worker % len(fixture.status_orders)]
+        query = activation(worker, "getStatus", id=str(mine[i % len(mine)]))
+        async with session.get(HANDLER_API, params=query) as r:
+            return (await _expect_word(r, lambda a: a.startswith("STATUS_OK:")))[0]
+
     async def order_cycle(session: aiohttp.ClientSession, worker: int, i: int) -> str | None:
         headers = order_headers[worker % len(order_headers)]
         async with session.post("/api/v1/orders", data=order_body, headers=headers) as r:
@@ -134,6 +169,17 @@ def scenarios(fixture: Fixture) -> list[Scenario]:
         cancel = f"/api/v1/orders/{data['order_id']}/cancel"
         async with session.post(cancel, headers=buyer(worker)) as r:
             return (await _expect(r, 200, lambda d: d["status"] == "cancelled"))[0]
+
+    async def activation_cycle(session: aiohttp.ClientSession, worker: int, i: int) -> str | None:
+        query = activation(worker, "getNumber", service=fixture.order_service)
+        async with session.get(HANDLER_API, params=query) as r:
+            error, answer = await _expect_word(r, _number_given)
+        if error:
+            return error
+        order_id = answer.split(":")[1]
+        query = activation(worker, "setStatus", id=order_id, status="8")
+        async with session.get(HANDLER_API, params=query) as r:
+            return (await _expect_word(r, lambda a: a == "ACCESS_CANCEL"))[0]
 
     async def heartbeat(session: aiohttp.ClientSession, worker: int, i: int) -> str | None:
         r_index = reseller(worker)
@@ -163,7 +209,21 @@ def scenarios(fixture: Fixture) -> list[Scenario]:
         Scenario("balance", "GET /api/v1/balance (baseline)", None, balance),
         Scenario("services", "GET /api/v1/services", 0.8, services),
         Scenario("order_status", "GET /api/v1/orders/{id}", 0.8, order_status),
+        Scenario(
+            "activation_status",
+            "GET /stubs/handler_api.php getStatus",
+            0.8,
+            activation_status,
+            twin="order_status",
+        ),
         Scenario("order_cycle", "POST /api/v1/orders + cancel", 0.30, order_cycle),
+        Scenario(
+            "activation_cycle",
+            "getNumber + setStatus 8",
+            0.30,
+            activation_cycle,
+            twin="order_cycle",
+        ),
         Scenario("heartbeat", "POST /api/modem/heartbeat (1,000 modems)", 0.15, heartbeat),
         Scenario("sync", "POST /api/modem/sync (1,000 unchanged)", 0.10, sync),
         Scenario("inbound_sms", "POST /api/modem/inbound-sms", 0.30, inbound_sms),

@@ -81,8 +81,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     load.add_argument(
         "--scenarios",
         default="",
-        help="comma-separated subset (services, order_status, order_cycle, heartbeat, sync, "
-        "inbound_sms); the baseline always runs",
+        help="comma-separated subset (services, order_status, activation_status, order_cycle, "
+        "activation_cycle, heartbeat, sync, inbound_sms); the baseline always runs",
     )
     load.add_argument(
         "--sms-orders",

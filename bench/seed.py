@@ -28,6 +28,7 @@ from psycopg import sql
 
 from accounts.keys import AGENT_KEY_PREFIX, API_KEY_PREFIX, key_digest
 from bench.db import Database
+from modems.carriers import carrier_of
 
 BATCH = 1000  # modems per bench reseller: one full heartbeat or sync batch
 ORDER_TTL = 1200  # ORDER_TTL_SECONDS default
@@ -36,6 +37,7 @@ HISTORY_DAYS = 180
 BENCH_BALANCE = 10_000_000_000  # rupiah on each bench buyer's wallet after the seed
 PENDING_PER_BUYER = 20  # MAX_ACTIVE_ORDERS default: the inbound-SMS orders' buyers hold this many
 PROVIDERS = ("Telkomsel", "Indosat", "XL", "Tri", "Smartfren")
+CARRIERS = {provider: carrier_of(provider) for provider in PROVIDERS}  # as a sync stores them
 OPERATORS = ("normal", "promo", "special")
 BIG_TABLES = (
     "modems_modem",
@@ -54,8 +56,8 @@ USER_COLUMNS = (
 KEY_COLUMNS = ("id", "user_id", "kind", "prefix", "last4", "digest", "created_at", "revoked_at")
 ACCOUNT_COLUMNS = ("id", "kind", "user_id", "balance", "created_at")
 MODEM_COLUMNS = (
-    "id", "reseller_id", "uid", "phone_number", "provider", "signal", "mapping", "can_order",
-    "disabled", "last_heartbeat_at", "created_at", "updated_at",
+    "id", "reseller_id", "uid", "phone_number", "provider", "carrier", "signal", "mapping",
+    "can_order", "disabled", "last_heartbeat_at", "created_at", "updated_at",
 )  # fmt: skip
 ORDER_COLUMNS = (
     "id", "buyer_id", "application_id", "operator", "modem_id", "reseller_id", "phone_number",
@@ -120,6 +122,7 @@ class Fixture:
     """What the load and the EXPLAIN step need to know about the seeded rows."""
 
     order_app_id: int
+    order_service: str  # the order application's sms-activate service code (getNumber)
     sms_app_id: int
     buyer_keys: list[str]
     agent_keys: list[str]
@@ -132,7 +135,7 @@ class Fixture:
 
     @classmethod
     def empty(cls) -> "Fixture":
-        return cls(0, 0, [], [], [], [], [])
+        return cls(0, "", 0, [], [], [], [], [])
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)))
@@ -274,6 +277,7 @@ def _reset_sequence(conn: psycopg.Connection, table: str) -> None:
 class App:
     id: int
     code: str
+    service: str  # the sms-activate protocol's name for it: its service code, else its slug
     # Per modem mapping (index into OPERATORS): the operator and price an order gets.
     offers: tuple[tuple[str, int], ...]
 
@@ -341,6 +345,7 @@ class Seeder:
         self._check_escrow()
         fixture = Fixture(
             order_app_id=self.order_app.id,
+            order_service=self.order_app.service,
             sms_app_id=self.sms_app.id,
             buyer_keys=keys[0],
             agent_keys=keys[1],
@@ -366,18 +371,23 @@ class Seeder:
 
     def _catalogue(self, conn: psycopg.Connection) -> None:
         """seed_demo's applications, plus generated ones without sender patterns up to
-        --apps (at least one: the inbound-SMS scenario's orders use the last of them)."""
+        --apps (at least two: the order scenarios use the first, the inbound-SMS
+        scenario's orders the last). A generated application's normal pool is its
+        cheapest, so getNumber, which takes the cheapest pool with stock, orders the pool
+        the REST order scenario names; the demo ones' cheapest is mostly promo."""
         existing = conn.execute("SELECT COUNT(*) FROM orders_application").fetchone()
         count = int(existing[0]) if existing else 0
         created = datetime.fromtimestamp(self.start - 86400, UTC)
-        for n in range(count + 1, max(self.sizes.apps, count + 1) + 1):
+        generated = []
+        for n in range(count + 1, max(self.sizes.apps, count + 2) + 1):
             row = conn.execute(
                 "INSERT INTO orders_application "
-                "(name, code, enabled, sender_patterns, otp_pattern, created_at) "
-                "VALUES (%s, %s, true, '', '', %s) RETURNING id",
-                [f"Bench service {n}", f"bench-{n}", created],
+                "(name, code, service_code, enabled, sender_patterns, otp_pattern, created_at) "
+                "VALUES (%s, %s, %s, true, '', '', %s) RETURNING id",
+                [f"Bench service {n}", f"bench-{n}", f"bench{n}", created],
             ).fetchone()
             assert row is not None
+            generated.append(row[0])
             base = 2000 + 250 * (n % 8)
             conn.cursor().executemany(
                 "INSERT INTO orders_applicationprice (application_id, operator, price) "
@@ -391,7 +401,9 @@ class Seeder:
         ):
             prices.setdefault(app_id, {})[operator] = price
         self.apps = []
-        for app_id, code in conn.execute("SELECT id, code FROM orders_application ORDER BY id"):
+        for app_id, code, service in conn.execute(
+            "SELECT id, code, COALESCE(service_code, code) FROM orders_application ORDER BY id"
+        ):
             offered = prices.get(app_id, {})
             if not offered:
                 continue
@@ -401,8 +413,8 @@ class Seeder:
                 else next(iter(offered.items()))
             )
             offers = tuple((op, offered[op]) if op in offered else fallback for op in OPERATORS)
-            self.apps.append(App(app_id, code, offers))
-        self.order_app = next((a for a in self.apps if a.code == "whatsapp"), self.apps[0])
+            self.apps.append(App(app_id, code, service, offers))
+        self.order_app = next(a for a in self.apps if a.id == generated[0])
         self.sms_app = self.apps[-1]
         self.report_rows["orders_application"] = len(self.apps)
 
@@ -494,8 +506,8 @@ class Seeder:
             reseller, uid, phone, provider, signal, mapping, can_order, seen = self._modem(g)
             stream.lines.append(
                 f"{self.modem0 + g}\t{self.reseller_user(reseller)}\t{uid}\t{phone}\t"
-                f"{provider}\t{signal}\t{OPERATORS[mapping]}\t{'t' if can_order else 'f'}\t"
-                f"f\t{self.clock(seen)}\t{joined}\t{joined}\n"
+                f"{provider}\t{CARRIERS[provider]}\t{signal}\t{OPERATORS[mapping]}\t"
+                f"{'t' if can_order else 'f'}\tf\t{self.clock(seen)}\t{joined}\t{joined}\n"
             )
             if len(stream.lines) >= 20000:
                 stream.flush()

@@ -57,8 +57,11 @@ class Answer(Exception):
         self.word = word
 
 
+TEXT = "text/plain; charset=utf-8"
+
+
 def text(word: str) -> HttpResponse:
-    return HttpResponse(word, content_type="text/plain; charset=utf-8")
+    return HttpResponse(word, content_type=TEXT)
 
 
 def as_json(data: Any) -> HttpResponse:
@@ -487,9 +490,7 @@ class HandlerApiView(KeyedView):
             return text("BANNED")  # a disabled account
         if isinstance(exc, errors.RateLimited):
             # The transport's limit, not a protocol answer: 429 as everywhere on the API.
-            answer = HttpResponse(
-                "TOO_MANY_REQUESTS", status=429, content_type="text/plain; charset=utf-8"
-            )
+            answer = HttpResponse("TOO_MANY_REQUESTS", status=429, content_type=TEXT)
             answer["Retry-After"] = str(exc.retry_after or 1)
             return answer
         if isinstance(exc, exceptions.ParseError | exceptions.UnsupportedMediaType):
@@ -498,4 +499,8 @@ class HandlerApiView(KeyedView):
             # The database is briefly unreachable: the protocol's word for it, nothing written.
             log.error("database unavailable: %s", exc)
             return text("ERROR_SQL")
-        raise exc
+        if isinstance(exc, exceptions.APIException):  # a method other than GET and POST
+            return HttpResponse("BAD_ACTION", status=exc.status_code, content_type=TEXT)
+        # A bug: logged under the request id, and a word every client knows as an error.
+        log.exception("sms-activate %s failed", parameter(self.request, "action")[:40])
+        return HttpResponse("ERROR_SQL", status=500, content_type=TEXT)

@@ -416,3 +416,25 @@ def test_garbage_gets_a_word_never_a_500(
     for action in ("getNumber", "getNumberV2", "getPrices", "getNumbersStatus", "getOperators"):
         response = ask(client, buyer, action, **params)
         assert response.status_code == 200, (action, params, response.content)
+
+
+def test_the_rate_limit_is_the_transports_429(client: Client, buyer: Buyer, settings: Any) -> None:
+    """The one answer that is not HTTP 200: the API's per-key limit, with Retry-After."""
+    settings.API_RATE_LIMIT = "2/m"
+    assert word(ask(client, buyer, "getBalance")) == "ACCESS_BALANCE:100000"
+    assert word(ask(client, buyer, "getBalance")) == "ACCESS_BALANCE:100000"
+    limited = ask(client, buyer, "getBalance")
+    assert limited.status_code == 429 and limited.content == b"TOO_MANY_REQUESTS"
+    assert int(limited["Retry-After"]) >= 1
+    # Guessing keys is counted too, per client address.
+    guesses = [
+        client.get(HANDLER, {"action": "getBalance", "api_key": f"ztp_live_guess{n}"})
+        for n in range(3)
+    ]
+    assert [word(g) for g in guesses[:2]] == ["BAD_KEY", "BAD_KEY"]
+    assert guesses[2].status_code == 429
+
+
+def test_other_methods_are_refused(client: Client, buyer: Buyer) -> None:
+    answer = client.put(f"{HANDLER}?api_key={buyer.key}&action=getBalance")
+    assert answer.status_code == 405 and answer.content == b"BAD_ACTION"
