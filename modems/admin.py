@@ -1,7 +1,10 @@
+from typing import Any
+
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from modems.carriers import carrier_of
 from modems.models import InboundSms, Modem
 
 
@@ -12,6 +15,7 @@ class ModemAdmin(admin.ModelAdmin):
         "phone_number",
         "reseller",
         "provider",
+        "carrier",
         "mapping",
         "signal",
         "can_order",
@@ -19,11 +23,15 @@ class ModemAdmin(admin.ModelAdmin):
         "disabled",
         "last_heartbeat_at",
     )
-    list_filter = ("mapping", "disabled", "can_order", "provider")
+    list_filter = ("mapping", "disabled", "can_order", "carrier")
     search_fields = ("uid", "phone_number", "reseller__email")
     list_select_related = ("reseller",)
     readonly_fields = ("created_at", "updated_at", "last_heartbeat_at")
     actions = ["disable", "enable"]
+
+    def save_model(self, request: HttpRequest, modem: Modem, form: Any, change: bool) -> None:
+        modem.carrier = carrier_of(modem.provider)  # as the agent's sync names it
+        super().save_model(request, modem, form, change)
 
     @admin.display(boolean=True)
     def online(self, modem: Modem) -> bool:

@@ -2,6 +2,7 @@ import re
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -26,6 +27,7 @@ class Application(models.Model):
     code = models.SlugField(max_length=50, unique=True)
     service_code = models.CharField(
         max_length=16,
+        validators=[RegexValidator(r"^[a-z0-9]+$", "Lower-case letters and digits only.")],
         unique=True,
         null=True,
         blank=True,

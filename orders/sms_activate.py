@@ -97,7 +97,7 @@ def _max_price(request: Request) -> int | None:
         return None
     if not value.is_finite() or value < 0:
         return None
-    return int(min(value, MAX_PRICE))
+    return MAX_PRICE if value > MAX_PRICE else int(value)  # never int() of 1e999999999
 
 
 def _activation(request: Request) -> int:
@@ -384,9 +384,10 @@ def get_countries(request: KeyedRequest) -> HttpResponse:
 def get_operators(request: KeyedRequest) -> HttpResponse:
     if not _our_country(request):
         return text("OPERATORS_NOT_FOUND")
-    carriers = sorted(
-        set(Modem.objects.online().exclude(carrier="").values_list("carrier", flat=True))
+    orderable = Modem.objects.online().filter(
+        can_order=True, disabled=False, phone_number__isnull=False
     )
+    carriers = sorted(set(orderable.exclude(carrier="").values_list("carrier", flat=True)))
     return as_json(
         {"status": "success", "countryOperators": {str(settings.ACTIVATION_COUNTRY): carriers}}
     )

@@ -1,3 +1,4 @@
+import django.core.validators
 from django.db import migrations, models
 
 from orders.catalogue import SERVICE_CODES
@@ -30,6 +31,11 @@ class Migration(migrations.Migration):
                 max_length=16,
                 null=True,
                 unique=True,
+                validators=[
+                    django.core.validators.RegexValidator(
+                        "^[a-z0-9]+$", "Lower-case letters and digits only."
+                    )
+                ],
             ),
         ),
         migrations.AddField(

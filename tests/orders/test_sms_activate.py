@@ -403,6 +403,7 @@ def test_countries_operators_services_and_active_activations(
         {"service": "wa", "maxPrice": "NaN"},
         {"service": "wa", "maxPrice": "-1"},
         {"service": "wa", "maxPrice": "1e999"},
+        {"service": "wa", "maxPrice": "1e999999999"},
         {"service": "wa\x00", "country": "\x00"},
         {"service": "wa", "operator": ",,,"},
         {"service": "wa", "country": "٦"},
