@@ -466,6 +466,7 @@ class HandlerApiView(KeyedView):
     """GET or POST `/stubs/handler_api.php?api_key=...&action=...`; parameters in the query
     string or a form body, unknown ones ignored."""
 
+    schema = None  # a text protocol: docs/SMS-ACTIVATE.md documents it, not the OpenAPI schema
     authentication_classes = [ApiKeyParameterAuthentication]
     parser_classes = [FormParser, MultiPartParser]
     renderer_classes = [JSONRenderer]

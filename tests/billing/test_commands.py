@@ -23,7 +23,7 @@ from accounts.models import User
 from billing.models import LedgerEntry, LedgerTransaction
 from billing.services import wallet_balance
 from modems.models import Modem
-from orders.catalogue import DEMO_APPLICATIONS
+from orders.catalogue import DEMO_APPLICATIONS, SERVICE_CODES
 from orders.models import Application, ApplicationPrice
 from tests.factories import Buyer, make_buyer
 
@@ -419,3 +419,13 @@ def test_demo_accounts_tops_up_the_buyer_only_once():
     assert wallet_balance(buyer) == 100_000
     assert len(topups_of(buyer)) == 1
     assert User.objects.filter(email__endswith="@demo.zerotp.local").count() == 3
+
+
+@pytest.mark.django_db
+def test_seed_demo_gives_the_sms_activate_service_codes():
+    run("seed_demo")
+
+    codes = dict(Application.objects.values_list("code", "service_code"))
+    assert codes["whatsapp"] == "wa" and codes["telegram"] == "tg" and codes["gojek"] == "ni"
+    assert codes["traveloka"] is None  # the protocol's list has no code for it: its slug
+    assert set(SERVICE_CODES) <= set(codes)  # every code names a demo application
