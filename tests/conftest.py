@@ -2,6 +2,7 @@
 are checked: each cached balance equals the sum of its entries, and every ledger
 transaction sums to zero."""
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from rest_framework.test import APIClient
 
 from accounts.services import callback_settings_update
 from billing.services import ledger_differences
+from orders import selectors
 from tests.factories import Agent, Buyer, make_agent, make_buyer
 from tests.receiver import Receiver, running_receiver
 
@@ -75,11 +77,13 @@ def ledger_invariants(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def test_settings(settings: object) -> None:
+def test_settings(settings: object, monkeypatch: pytest.MonkeyPatch) -> None:
     # Tests fire requests faster than any client would; the limiter has its own tests.
     settings.API_RATE_LIMIT = "0"
     # Tests read the stock right after changing it; the cache has its own test.
     settings.CATALOGUE_CACHE_SECONDS = 0
+    # Nor the process's copy of the service codes: a database rolled back reuses ids.
+    monkeypatch.setattr(selectors, "_offers", (-math.inf, {}))
     # The suite runs without collectstatic: serve assets from the apps, not a manifest.
     settings.STORAGES = {
         **settings.STORAGES,
