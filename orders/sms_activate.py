@@ -102,7 +102,10 @@ def _max_price(request: Request) -> int | None:
 
 def _activation(request: Request) -> int:
     order_id = parameter(request, "id").strip()
-    if not (order_id.isascii() and order_id.isdigit() and 0 < int(order_id) <= MAX_ID):
+    # Longer than any id: not even read as a number (int() refuses 4,300 digits and more).
+    if not (
+        order_id.isascii() and order_id.isdigit() and len(order_id) <= len(str(MAX_ID))
+    ) or not (0 < int(order_id) <= MAX_ID):
         raise Answer("NO_ACTIVATION")
     return int(order_id)
 
@@ -122,9 +125,10 @@ def _order(request: KeyedRequest) -> Order:
     pools = [pool for pool, price in offer.prices if max_price is None or price <= max_price]
     if not pools:
         raise Answer(f"WRONG_MAX_PRICE:{offer.prices[0][1]}")
-    refused: errors.DomainError | None = None
+    carriers = _carriers(request)
+    risen: int | None = None  # a price above maxPrice: it rose since the copy was taken
     for pool in pools:
-        for carrier in _carriers(request):
+        for carrier in carriers:
             try:
                 return services.order_create(
                     buyer=request.user,
@@ -133,14 +137,14 @@ def _order(request: KeyedRequest) -> Order:
                     carrier=carrier,
                     max_price=max_price,
                 ).order
-            except (errors.OutOfStock, errors.InvalidRequest) as exc:
-                # No free number here (or no price any more, as staff just changed it):
-                # the next pool or carrier may have one.
-                refused = refused or exc
+            except (errors.OutOfStock, errors.InvalidRequest):
+                # No free number here (or no price any more: staff just removed it); the
+                # next pool or carrier may have one.
+                continue
             except errors.PriceAboveMax as exc:
-                refused = exc  # the price rose since the copy of the prices was taken
-    if isinstance(refused, errors.PriceAboveMax):
-        raise Answer(f"WRONG_MAX_PRICE:{refused.price}")
+                risen = exc.price
+    if risen is not None:
+        raise Answer(f"WRONG_MAX_PRICE:{risen}")
     raise Answer("NO_NUMBERS")
 
 
