@@ -516,7 +516,7 @@ def test_the_api_page_gives_the_url_to_paste_into_an_sms_activate_client(
     ApplicationFactory(name="WhatsApp", code="whatsapp", service_code="wa")
     ApplicationFactory(name="Off", code="off", service_code="of", enabled=False)
     html = buyer_client.get(reverse("account-api")).content.decode()
-    assert "<code id=\"handler-url\">http://testserver/stubs/handler_api.php</code>" in html
+    assert ">http://testserver/stubs/handler_api.php</code>" in html
     assert "<li><code>wa</code> WhatsApp</li>" in html and "Off" not in html
     indonesian = buyer_client.get(reverse("account-api"), HTTP_ACCEPT_LANGUAGE="id")
     assert "Sudah punya bot sms-activate?" in indonesian.content.decode()
