@@ -3,6 +3,7 @@ parameter: `telkomsel`, `indosat`, ...), read from the operator name a modem rep
 (AT+COPS: "TELKOMSEL", "INDOSAT OOREDOO", "3", "by.U")."""
 
 import re
+from functools import lru_cache
 
 # The carrier a name's words point to, first match wins: Indosat's full name contains
 # Hutchison, which also owns 3; by.U and Axis are brands of Telkomsel and XL, sold apart.
@@ -18,6 +19,8 @@ _BRANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 CARRIER_MAX_LENGTH = 32
 
 
+# A sync names each of its thousand modems' operators, and a pool has a handful of them.
+@lru_cache(maxsize=256)
 def carrier_of(provider: str) -> str:
     """The carrier's protocol name; an unknown operator keeps its own name in that form
     (lower-case letters and digits); no name, no carrier ("")."""

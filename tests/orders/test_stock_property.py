@@ -1,5 +1,6 @@
-"""The catalogue's stock is a promise: for each application and operator, exactly that many
-orders succeed, one after another, before the next one is out of stock.
+"""The catalogue's stock is a promise: for each application and operator (and each mobile
+carrier, as the sms-activate dialect asks), exactly that many orders succeed, one after
+another, before the next one is out of stock.
 
 The catalogue counts free modems set-wise (`free_modems.stock`) while an order picks one
 free modem at a time (`free_modems.free_modems`): two renderings of one rule
@@ -17,6 +18,7 @@ from typing import Any
 
 import hypothesis
 import pytest
+from django.conf import settings as django_settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, given, note
@@ -26,10 +28,13 @@ from accounts.models import User
 from orders.models import Application, Order, OrderStatus
 from orders.selectors import services_catalogue
 from orders.services import order_create
+from orders.statements import free_modems
 from tests.factories import ApplicationFactory, ModemFactory, make_agent, make_buyer
 from zerotp.errors import OutOfStock
 
 OPERATORS = ("normal", "promo", "special")
+CARRIERS = ("telkomsel", "indosat")  # every modem's is one of them (the provider it reports)
+PROVIDERS = {"telkomsel": "TELKOMSEL", "indosat": "INDOSAT OOREDOO"}
 PRICE = 1000
 MODEM_NUMBERS = tuple(f"62811000{n:04d}" for n in range(8))  # modem i's, when it has one
 GONE_NUMBERS = ["628119990001", "628119990002"]  # numbers that served orders, now on no modem
@@ -49,6 +54,7 @@ class ModemSpec:
     heartbeat: str  # "fresh", "stale" or "never"
     can_order: bool = True
     disabled: bool = False
+    carrier: str = "telkomsel"
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,7 @@ def modem_specs(draw: st.DrawFn, number: str) -> ModemSpec:
         heartbeat=out_because if out_because in ("stale", "never") else "fresh",
         can_order=out_because != "cannot order",
         disabled=out_because == "disabled",
+        carrier=draw(mostly(*CARRIERS)),
     )
 
 
@@ -184,6 +191,7 @@ def build(world: World) -> list[Application]:
             mapping=spec.operator,
             can_order=spec.can_order,
             disabled=spec.disabled,
+            provider=PROVIDERS[spec.carrier],
             last_heartbeat_at=_heartbeat(spec.heartbeat, now),
         )
         for i, spec in enumerate(world.modems)
@@ -210,12 +218,22 @@ def catalogue_stock(application: Application, operator: str) -> int:
     return entry["operators"][operator]["stock"]
 
 
-def orders_until_out_of_stock(buyer: User, application: Application, operator: str) -> int:
+def carrier_stock(application: Application, operator: str, carrier: str) -> int:
+    """The stock of one mobile carrier's modems (the sms-activate dialect's `operator`)."""
+    free = free_modems.stock(timezone.now(), django_settings.MODEM_ONLINE_SECONDS, carrier)
+    return free(application.pk, operator)
+
+
+def orders_until_out_of_stock(
+    buyer: User, application: Application, operator: str, carrier: str | None = None
+) -> int:
     """How many orders succeed, one after another, before one is out of stock."""
     served = 0
     while served < MOST_ORDERS_ANY_PAIR_CAN_TAKE:
         try:
-            order_create(buyer=buyer, application_id=application.pk, operator=operator)
+            order_create(
+                buyer=buyer, application_id=application.pk, operator=operator, carrier=carrier
+            )
         except OutOfStock:
             return served
         served += 1
@@ -260,10 +278,20 @@ def test_the_catalogue_stock_is_how_many_orders_then_succeed(
         for index, app in enumerate(applications):
             for operator in world.applications[index]:
                 shown = catalogue_stock(app, operator)
-                served = orders_until_out_of_stock(buyer, app, operator)
-                assert served == shown, (
+                # The carriers' stocks, each then ordered out, add up to the whole.
+                by_carrier = 0
+                for carrier in CARRIERS:
+                    shown_here = carrier_stock(app, operator, carrier)
+                    served = orders_until_out_of_stock(buyer, app, operator, carrier)
+                    assert served == shown_here, (
+                        f"application {index}, {operator}, {carrier}: "
+                        f"the stock was {shown_here}, {served} orders succeeded"
+                    )
+                    by_carrier += served
+                assert orders_until_out_of_stock(buyer, app, operator) == 0
+                assert by_carrier == shown, (
                     f"application {index}, {operator}: "
-                    f"the catalogue showed {shown}, {served} orders succeeded"
+                    f"the catalogue showed {shown}, {by_carrier} orders succeeded"
                 )
 
 
