@@ -247,9 +247,8 @@ def get_full_sms(request: KeyedRequest) -> HttpResponse:
 # --- setStatus -------------------------------------------------------------------------------
 
 
-def _state_word(request: KeyedRequest, order_id: int) -> str:
-    """The refusal for an activation that cannot take the status asked for."""
-    found = order_and_messages(request.user, order_id)
+def _refusal(found: tuple[Order, list[OrderMessage]] | None) -> str:
+    """The word for an activation that cannot take the status asked for."""
     if found is None:
         return "NO_ACTIVATION"
     return "STATUS_CANCEL" if _dead(found[0]) else "BAD_STATUS"
@@ -257,12 +256,9 @@ def _state_word(request: KeyedRequest, order_id: int) -> str:
 
 def _ready(request: KeyedRequest, order_id: int) -> str:
     found = order_and_messages(request.user, order_id)
-    if found is None:
-        return "NO_ACTIVATION"
-    state = found[0].effective_status
-    if state in (OrderStatus.PENDING, OrderStatus.COMPLETED):
+    if found is not None and found[0].effective_status in OPEN_STATUSES:
         return "ACCESS_READY"
-    return "STATUS_CANCEL" if _dead(found[0]) else "BAD_STATUS"
+    return _refusal(found)
 
 
 def _another_sms(request: KeyedRequest, order_id: int) -> str:
@@ -305,7 +301,7 @@ def set_status(request: KeyedRequest) -> HttpResponse:
     except errors.NotFound:
         return text("NO_ACTIVATION")
     except errors.InvalidState:
-        return text(_state_word(request, order_id))
+        return text(_refusal(order_and_messages(request.user, order_id)))
 
 
 # --- The catalogue and the account -----------------------------------------------------
