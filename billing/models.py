@@ -17,6 +17,7 @@ class LedgerAccount(models.Model):
         ESCROW = "escrow", "Platform escrow"
         REVENUE = "revenue", "Platform revenue"
         EXTERNAL = "external", "External source (top-ups)"
+        PAYOUTS_PENDING = "payouts-pending", "Withdrawals waiting to be paid"
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     user = models.OneToOneField(
@@ -57,6 +58,9 @@ class LedgerTransaction(models.Model):
         HOLD = "hold", "Order hold"
         CAPTURE = "capture", "Order capture"
         RELEASE = "release", "Order release"
+        WITHDRAWAL = "withdrawal", "Withdrawal requested"
+        PAYOUT = "payout", "Withdrawal paid"
+        WITHDRAWAL_RETURN = "withdrawal-back", "Withdrawal rejected"
 
     reference = models.CharField(max_length=120, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -88,3 +92,94 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.transaction.reference} {self.account}: {self.amount:+d}"
+
+
+class TopUp(models.Model):
+    """A buyer paying in through a payment provider. Paid once: its ledger transaction's
+    reference is `topup:<id>`."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PAID = "paid", "Paid"
+        EXPIRED = "expired", "Expired"
+        FAILED = "failed", "Failed"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    provider = models.CharField(max_length=16)
+    amount = models.PositiveBigIntegerField(help_text="What the buyer asked for, in rupiah.")
+    payable = models.PositiveBigIntegerField(
+        help_text="What the buyer pays: the amount, plus a unique suffix for a bank transfer."
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    redirect_url = models.URLField(max_length=500, blank=True, default="")
+    provider_status = models.CharField(max_length=32, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "-id"], name="billing_topup_user_idx"),
+        ]
+        constraints = [
+            # A bank transfer is matched to its top-up by the exact amount: no two pending
+            # manual top-ups ask for the same one.
+            models.UniqueConstraint(
+                fields=["payable"],
+                condition=models.Q(status="pending", provider="manual"),
+                name="billing_topup_unique_pending_transfer",
+            ),
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="billing_topup_positive"),
+            models.CheckConstraint(
+                condition=models.Q(payable__gte=models.F("amount")),
+                name="billing_topup_pays_the_amount",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"top-up {self.pk} ({self.provider}, {self.status})"
+
+    @property
+    def reference(self) -> str:
+        return f"topup:{self.pk}"
+
+
+class Withdrawal(models.Model):
+    """A reseller taking out what they earned. Requested: the amount leaves the wallet for
+    payouts-pending at once; then staff pay it out or reject it (the amount goes back)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting"
+        PAID = "paid", "Paid"
+        REJECTED = "rejected", "Rejected"
+
+    class Method(models.TextChoices):
+        BANK = "bank", "Bank transfer"
+        EWALLET = "ewallet", "E-wallet"
+
+    reseller = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="withdrawals"
+    )
+    amount = models.PositiveBigIntegerField()
+    method = models.CharField(max_length=8, choices=Method.choices)
+    account_name = models.CharField(max_length=100)
+    account_number = models.CharField(max_length=40)
+    bank_or_wallet = models.CharField(max_length=40)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    transfer_reference = models.CharField(
+        max_length=100, blank=True, default="", help_text="The bank's or wallet's reference."
+    )
+    note = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["reseller", "-id"], name="billing_withdrawal_user_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(amount__gt=0), name="billing_withdrawal_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"withdrawal {self.pk} ({self.amount}, {self.status})"

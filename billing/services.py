@@ -27,7 +27,12 @@ from zerotp.db import SqlValue, prepared, writes_in_one_statement
 
 Kind = LedgerAccount.Kind
 TxKind = LedgerTransaction.Kind
-_PLATFORM_ORDER: dict[str, int] = {Kind.EXTERNAL: 0, Kind.ESCROW: 1, Kind.REVENUE: 2}
+_PLATFORM_ORDER: dict[str, int] = {
+    Kind.EXTERNAL: 0,
+    Kind.ESCROW: 1,
+    Kind.REVENUE: 2,
+    Kind.PAYOUTS_PENDING: 3,
+}
 
 
 class AlreadyBooked(Exception):

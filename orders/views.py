@@ -26,8 +26,8 @@ from orders.dashboard import (
 from orders.forms import HistoryFilterForm, OrderForm
 from orders.representation import new_order_json
 from orders.services import Idempotency, order_cancel, order_create, order_finish
-from orders.templatetags.rupiah import rupiah
 from zerotp.errors import DomainError
+from zerotp.money import rupiah
 
 # A clear headline above the service's own message, in the reader's language.
 _REFUSALS = {

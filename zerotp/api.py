@@ -33,6 +33,7 @@ HTTP_STATUS: dict[str, int] = {
     errors.OutOfStock.code: 409,
     errors.InvalidState.code: 409,
     errors.PriceAboveMax.code: 409,
+    errors.PaymentUnavailable.code: 502,
     errors.IdempotencyConflict.code: 409,
     errors.PayloadTooLarge.code: 413,
     errors.RateLimited.code: 429,

@@ -80,6 +80,13 @@ class PriceAboveMax(DomainError):
         self.price = price
 
 
+class PaymentUnavailable(DomainError):
+    """The payment provider could not be reached, or answered nonsense."""
+
+    code = "payment_unavailable"
+    default_message = "The payment provider is unavailable; try again shortly."
+
+
 class RateLimited(DomainError):
     code = "rate_limited"
     default_message = "Too many requests."

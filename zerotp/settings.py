@@ -72,6 +72,36 @@ SCAN_GUARD_MIN_SMS_PERCENT = _positive_int("SCAN_GUARD_MIN_SMS_PERCENT", 5, mini
 # The public catalogue (prices and stock) is cached this long; 0 turns the cache off.
 CATALOGUE_CACHE_SECONDS = _positive_int("CATALOGUE_CACHE_SECONDS", 2, minimum=0)
 CURRENCY = "IDR"
+# --- Money in and out (billing/topups.py, billing/withdrawals.py) ------------------------
+TOPUP_MIN = _positive_int("TOPUP_MIN", 10_000)
+TOPUP_MAX = _positive_int("TOPUP_MAX", 10_000_000)
+if TOPUP_MAX < TOPUP_MIN:
+    raise ImproperlyConfigured("Environment variable TOPUP_MAX must be at least TOPUP_MIN.")
+WITHDRAWAL_MIN = _positive_int("WITHDRAWAL_MIN", 50_000)
+# The payment providers buyers may top up with, in the order the dashboard offers them.
+PAYMENT_PROVIDERS: list[str] = _read("PAYMENT_PROVIDERS", list, ["manual"])
+_KNOWN_PROVIDERS = {"manual", "midtrans"}
+if not set(PAYMENT_PROVIDERS) <= _KNOWN_PROVIDERS:
+    raise ImproperlyConfigured(
+        f"Environment variable PAYMENT_PROVIDERS names unknown providers: "
+        f"{sorted(set(PAYMENT_PROVIDERS) - _KNOWN_PROVIDERS)}; known: {sorted(_KNOWN_PROVIDERS)}."
+    )
+# Bank transfer: the operator's accounts, shown to the buyer ("BCA 1234567890 PT ZeroTP",
+# separated by semicolons), and how long a transfer may take to be confirmed.
+MANUAL_BANK_ACCOUNTS: list[str] = [
+    line.strip() for line in _read("MANUAL_BANK_ACCOUNTS", str, "").split(";") if line.strip()
+]
+MANUAL_TOPUP_HOURS = _positive_int("MANUAL_TOPUP_HOURS", 24)
+MIDTRANS_SERVER_KEY = _read("MIDTRANS_SERVER_KEY", str, "")
+MIDTRANS_CLIENT_KEY = _read("MIDTRANS_CLIENT_KEY", str, "")
+MIDTRANS_PRODUCTION = _read("MIDTRANS_PRODUCTION", bool, False)
+_MIDTRANS_HOST = "midtrans.com" if MIDTRANS_PRODUCTION else "sandbox.midtrans.com"
+MIDTRANS_SNAP_URL = _read("MIDTRANS_SNAP_URL", str, f"https://app.{_MIDTRANS_HOST}").rstrip("/")
+MIDTRANS_API_URL = _read("MIDTRANS_API_URL", str, f"https://api.{_MIDTRANS_HOST}").rstrip("/")
+if "midtrans" in PAYMENT_PROVIDERS and not MIDTRANS_SERVER_KEY:
+    raise ImproperlyConfigured("PAYMENT_PROVIDERS has midtrans: set MIDTRANS_SERVER_KEY.")
+MIDTRANS_TOPUP_HOURS = _positive_int("MIDTRANS_TOPUP_HOURS", 24)
+
 # This server's country in the sms-activate protocol's own numbering (not a dialling code):
 # 6 is Indonesia. /stubs/handler_api.php sells numbers of this country only.
 ACTIVATION_COUNTRY = _positive_int("ACTIVATION_COUNTRY", 6, minimum=0)

@@ -1,27 +1,9 @@
-"""Money as Indonesians write it: Rp 3.500 (dots group thousands, no decimals)."""
+"""The money filters of the pages: `{{ amount|rupiah }}`, `{{ movement|rupiah_signed }}`."""
 
 from django import template
 
+from zerotp import money
+
 register = template.Library()
-
-
-def _grouped(amount: int) -> str:
-    return f"{abs(amount):,}".replace(",", ".")
-
-
-@register.filter
-def rupiah(amount: int | str | None) -> str:
-    """3500 -> "Rp 3.500"; -3500 -> "-Rp 3.500"; None -> "–"."""
-    if amount is None or amount == "":
-        return "–"
-    amount = int(amount)
-    return f"{'-' if amount < 0 else ''}Rp {_grouped(amount)}"
-
-
-@register.filter
-def rupiah_signed(amount: int | str | None) -> str:
-    """A ledger movement: "+Rp 3.500" or "-Rp 3.500"."""
-    if amount is None or amount == "":
-        return "–"
-    amount = int(amount)
-    return f"{'-' if amount < 0 else '+'}Rp {_grouped(amount)}"
+register.filter("rupiah", money.rupiah)
+register.filter("rupiah_signed", money.rupiah_signed)

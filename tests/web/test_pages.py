@@ -20,9 +20,9 @@ from billing.services import topup, wallet_balance
 from modems.models import InboundSms, Modem
 from orders.models import Application, Order, OrderStatus
 from orders.services import order_create, sms_receive
-from orders.templatetags.rupiah import rupiah, rupiah_signed
 from tests.factories import ApplicationFactory, ModemFactory, make_agent
 from tests.web.conftest import PASSWORD, Account, logged_in, make_account
+from zerotp.money import rupiah, rupiah_signed
 
 pytestmark = pytest.mark.django_db
 

@@ -1,0 +1,161 @@
+"""Top-ups: a buyer pays in through a provider (billing/providers/), and a paid top-up
+credits the wallet through one ledger transaction, `topup:<id>`, exactly once: the status
+changes from pending (or expired) to paid in a conditional UPDATE, and the ledger's unique
+reference stands behind it, whatever arrives twice."""
+
+import random
+import re
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from billing.models import TopUp
+from billing.providers import enabled
+from billing.services import topup as credit
+from zerotp import errors
+
+SUFFIXES = range(1, 1000)  # the 3-digit suffix of a bank transfer's amount
+_CLAIM_ATTEMPTS = 5
+
+
+def _amount(amount: object) -> int:
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise errors.InvalidRequest(
+            "amount must be a whole number of rupiah.", fields={"amount": ["Not a number."]}
+        )
+    if not settings.TOPUP_MIN <= amount <= settings.TOPUP_MAX:
+        message = f"A top-up is {settings.TOPUP_MIN} to {settings.TOPUP_MAX} rupiah."
+        raise errors.InvalidRequest(message, fields={"amount": [message]})
+    return amount
+
+
+def _free_payable(amount: int) -> int:
+    """The amount plus a suffix no pending bank transfer asks for (random, so that two
+    buyers asking at once rarely collide; the unique constraint settles it if they do)."""
+    taken = set(
+        TopUp.objects.filter(
+            status=TopUp.Status.PENDING,
+            provider="manual",
+            payable__gt=amount,
+            payable__lt=amount + SUFFIXES.stop,
+        ).values_list("payable", flat=True)
+    )
+    free = [amount + suffix for suffix in SUFFIXES if amount + suffix not in taken]
+    if not free:
+        raise errors.InvalidRequest(
+            "Too many transfers of this amount are waiting; choose a slightly different one."
+        )
+    return random.choice(free)  # tells transfers apart; no secret
+
+
+def topup_create(*, user: User, amount: object, provider: object) -> TopUp:
+    """A pending top-up; for a provider with a payment page, its URL is in redirect_url."""
+    providers = enabled()
+    if not isinstance(provider, str) or provider not in providers:
+        message = f"provider must be one of {', '.join(providers)}."
+        raise errors.InvalidRequest(message, fields={"provider": [message]})
+    amount = _amount(amount)
+    adapter = providers[provider]
+    now = timezone.now()
+    for attempt in range(_CLAIM_ATTEMPTS):
+        payable = _free_payable(amount) if adapter.unique_amount else amount
+        try:
+            with transaction.atomic():
+                topup = TopUp.objects.create(
+                    user=user,
+                    provider=provider,
+                    amount=amount,
+                    payable=payable,
+                    created_at=now,
+                    expires_at=now + timedelta(hours=adapter.hours()),
+                )
+            break
+        except IntegrityError:
+            if attempt == _CLAIM_ATTEMPTS - 1:
+                raise
+    # Outside the transaction: the provider's answer may take seconds.
+    try:
+        topup.redirect_url = adapter.start(topup)
+    except errors.PaymentUnavailable:
+        TopUp.objects.filter(pk=topup.pk).update(
+            status=TopUp.Status.FAILED, closed_at=timezone.now()
+        )
+        raise
+    if topup.redirect_url:
+        TopUp.objects.filter(pk=topup.pk).update(redirect_url=topup.redirect_url)
+    return topup
+
+
+def topup_pay(*, topup_id: int, provider_status: str = "", note: str = "") -> bool:
+    """Credit a top-up's payment; True if this call did it (False: it was paid already,
+    or failed). A pending or expired top-up can be paid: the money came."""
+    with transaction.atomic():
+        paid = TopUp.objects.filter(
+            pk=topup_id, status__in=(TopUp.Status.PENDING, TopUp.Status.EXPIRED)
+        ).update(
+            status=TopUp.Status.PAID, closed_at=timezone.now(), provider_status=provider_status
+        )
+        if not paid:
+            return False
+        topup = TopUp.objects.select_related("user").get(pk=topup_id)
+        credit(
+            user=topup.user,
+            amount=topup.payable,
+            reference=topup.reference,
+            note=note or f"{topup.provider} top-up {topup.pk}",
+        )
+    return True
+
+
+def topup_fail(*, topup_id: int, provider_status: str = "") -> bool:
+    """The provider says this payment will not come (expired, cancelled, denied)."""
+    return bool(
+        TopUp.objects.filter(pk=topup_id, status=TopUp.Status.PENDING).update(
+            status=TopUp.Status.FAILED, closed_at=timezone.now(), provider_status=provider_status
+        )
+    )
+
+
+def topups_expire(*, now: datetime | None = None) -> int:
+    """Pending top-ups past their time: expired (a payment arriving later still pays)."""
+    moment = now or timezone.now()
+    return TopUp.objects.filter(status=TopUp.Status.PENDING, expires_at__lte=moment).update(
+        status=TopUp.Status.EXPIRED, closed_at=moment
+    )
+
+
+def transfers_confirm(*, statement: str) -> list[TopUp]:
+    """Staff paste bank statement lines: a line with an amount that is exactly what a
+    pending (or expired) bank-transfer top-up asks for pays it. The top-ups paid, each once
+    however often its line is pasted."""
+    confirmed = []
+    for line in statement.splitlines():
+        for amount in line_amounts(line):
+            topup = (
+                TopUp.objects.filter(
+                    provider="manual",
+                    payable=amount,
+                    status__in=(TopUp.Status.PENDING, TopUp.Status.EXPIRED),
+                )
+                .order_by("-status", "id")  # pending before expired, then the oldest
+                .first()
+            )
+            if topup is not None:
+                if topup_pay(topup_id=topup.pk, note="bank statement"):
+                    confirmed.append(topup)
+                break
+    return confirmed
+
+
+def line_amounts(line: str) -> list[int]:
+    """The numbers on a bank statement line, as Indonesian banks print amounts
+    ("1.250.347,00", "Rp 1,250,347.00", "1250347"), cents dropped."""
+    amounts = []
+    for raw in re.findall(r"\d[\d.,]*", line):
+        digits = re.sub(r"[.,]\d{2}$", "", raw).replace(".", "").replace(",", "")
+        if digits.isdigit() and len(digits) <= 15:
+            amounts.append(int(digits))
+    return amounts
