@@ -21,7 +21,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import User
-from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction, TopUp, Withdrawal
 from zerotp import errors
 from zerotp.db import SqlValue, prepared, writes_in_one_statement
 
@@ -404,4 +404,34 @@ def ledger_differences() -> list[str]:
         .values_list("reference", "total")
     )
     problems += [f"transaction {ref} sums to {total}" for ref, total in unbalanced]
+    return problems + _money_in_and_out_differences()
+
+
+def _money_in_and_out_differences() -> list[str]:
+    """payouts-pending holds exactly the waiting withdrawals, and a top-up is credited
+    (`topup:<id>`) exactly when it is paid."""
+    problems = []
+    payouts = (
+        LedgerAccount.objects.filter(kind=Kind.PAYOUTS_PENDING, user__isnull=True)
+        .values_list("balance", flat=True)
+        .first()
+    ) or 0
+    waiting = (
+        Withdrawal.objects.filter(status=Withdrawal.Status.PENDING).aggregate(total=Sum("amount"))[
+            "total"
+        ]
+        or 0
+    )
+    if payouts != waiting:
+        problems.append(f"payouts-pending holds {payouts} but waiting withdrawals sum to {waiting}")
+    paid = set(TopUp.objects.filter(status=TopUp.Status.PAID).values_list("pk", flat=True))
+    credited = {
+        int(number)
+        for reference in LedgerTransaction.objects.filter(
+            kind=TxKind.TOPUP, reference__startswith="topup:"
+        ).values_list("reference", flat=True)
+        if (number := reference.removeprefix("topup:")).isdigit()
+    }
+    problems += [f"top-up {pk} is paid but not credited" for pk in sorted(paid - credited)]
+    problems += [f"top-up {pk} is credited but not paid" for pk in sorted(credited - paid)]
     return problems

@@ -3,9 +3,11 @@ credits the wallet through one ledger transaction, `topup:<id>`, exactly once: t
 changes from pending (or expired) to paid in a conditional UPDATE, and the ledger's unique
 reference stands behind it, whatever arrives twice."""
 
+import logging
 import random
 import re
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -13,9 +15,12 @@ from django.utils import timezone
 
 from accounts.models import User
 from billing.models import TopUp
-from billing.providers import enabled
+from billing.providers import enabled, midtrans
 from billing.services import topup as credit
 from zerotp import errors
+from zerotp.money import rupiah
+
+log = logging.getLogger(__name__)
 
 SUFFIXES = range(1, 1000)  # the 3-digit suffix of a bank transfer's amount
 _CLAIM_ATTEMPTS = 5
@@ -27,7 +32,7 @@ def _amount(amount: object) -> int:
             "amount must be a whole number of rupiah.", fields={"amount": ["Not a number."]}
         )
     if not settings.TOPUP_MIN <= amount <= settings.TOPUP_MAX:
-        message = f"A top-up is {settings.TOPUP_MIN} to {settings.TOPUP_MAX} rupiah."
+        message = f"A top-up is {rupiah(settings.TOPUP_MIN)} to {rupiah(settings.TOPUP_MAX)}."
         raise errors.InvalidRequest(message, fields={"amount": [message]})
     return amount
 
@@ -159,3 +164,36 @@ def line_amounts(line: str) -> list[int]:
         if digits.isdigit() and len(digits) <= 15:
             amounts.append(int(digits))
     return amounts
+
+
+def midtrans_notified(notification: dict[str, Any]) -> str:
+    """Act on Midtrans's HTTP notification: its signature checked, then the transaction
+    read again from the status API, which alone decides (a notification is only a hint
+    that something changed). What was done: paid, failed, unchanged or ignored.
+
+    Raises Forbidden for a bad signature (not Midtrans) and PaymentUnavailable when the
+    status API cannot say: Midtrans then sends the notification again."""
+    if not midtrans.signature_valid(notification):
+        raise errors.Forbidden("The notification's signature_key is not Midtrans's.")
+    topup_id = midtrans.topup_id(notification.get("order_id"))
+    topup = TopUp.objects.filter(pk=topup_id, provider="midtrans").first() if topup_id else None
+    if topup is None:
+        log.warning("midtrans notification for an unknown order %r", notification.get("order_id"))
+        return "ignored"
+    transaction_now = midtrans.status(midtrans.order_id(topup))
+    amount = midtrans.gross_amount(transaction_now)
+    if midtrans.topup_id(transaction_now.get("order_id")) != topup.pk or amount != topup.payable:
+        log.error(
+            "midtrans status of top-up %s does not match it (amount %r, asked %s): not credited",
+            topup.pk,
+            transaction_now.get("gross_amount"),
+            topup.payable,
+        )
+        return "ignored"
+    state = str(transaction_now.get("transaction_status", ""))[:32]
+    outcome = midtrans.outcome(transaction_now)
+    if outcome == "paid":
+        return "paid" if topup_pay(topup_id=topup.pk, provider_status=state) else "unchanged"
+    if outcome == "failed":
+        return "failed" if topup_fail(topup_id=topup.pk, provider_status=state) else "unchanged"
+    return "unchanged"

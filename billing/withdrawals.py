@@ -48,7 +48,7 @@ def withdrawal_request(
             "amount must be a whole number of rupiah.", fields={"amount": ["Not a number."]}
         )
     if amount < settings.WITHDRAWAL_MIN:
-        message = f"The smallest withdrawal is {settings.WITHDRAWAL_MIN} rupiah."
+        message = f"The smallest withdrawal is {rupiah(settings.WITHDRAWAL_MIN)}."
         raise errors.InvalidRequest(message, fields={"amount": [message]})
     if method not in Withdrawal.Method.values:
         message = f"method must be one of {', '.join(Withdrawal.Method.values)}."
@@ -63,11 +63,16 @@ def withdrawal_request(
             reseller=reseller, amount=amount, method=method, **details
         )
         # The wallet's debit is refused below zero: the whole request rolls back.
-        transfer(
-            reference=f"withdrawal:{withdrawal.pk}",
-            kind=TxKind.WITHDRAWAL,
-            legs=[Leg.wallet(reseller, -amount), Leg(Kind.PAYOUTS_PENDING, amount)],
-        )
+        try:
+            transfer(
+                reference=f"withdrawal:{withdrawal.pk}",
+                kind=TxKind.WITHDRAWAL,
+                legs=[Leg.wallet(reseller, -amount), Leg(Kind.PAYOUTS_PENDING, amount)],
+            )
+        except errors.InsufficientBalance:
+            raise errors.InsufficientBalance(
+                f"Your balance is below {rupiah(amount)}: withdraw at most what it holds."
+            ) from None
     return withdrawal
 
 

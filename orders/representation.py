@@ -2,20 +2,13 @@
 
 import json
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from orders.models import Order, OrderMessage
+from zerotp.times import iso
 
 if TYPE_CHECKING:
     from orders.selectors import OpenOrder
-
-
-def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a Z, to the second as the contract shows."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def message_data(message: OrderMessage) -> dict[str, Any]:

@@ -276,6 +276,7 @@ _ERROR_TEXT = {
     405: "method_not_allowed.",
     409: "out_of_stock, invalid_state, phone_number_conflict or idempotency_conflict.",
     413: "payload_too_large: the body or the batch is over the limit.",
+    502: "payment_unavailable: the payment provider could not be reached; try again.",
     429: "rate_limited / too_many_active_orders, with Retry-After where it applies.",
 }
 

@@ -5,6 +5,7 @@ from rest_framework.negotiation import DefaultContentNegotiation
 
 import zerotp.converters  # noqa: F401  (registers <id:...> before any route uses it)
 from accounts.api import AccountView, BalanceView
+from billing.api import TopUpsView, TopUpView, WithdrawalsView, midtrans_notification
 from modems.api import HeartbeatView, InboundSmsView, OpenOrdersView, SyncView
 from orders.api import (
     CallbackResendView,
@@ -26,6 +27,9 @@ api_v1 = [
     path("api/v1/orders/<id:order_id>/cancel", OrderCancelView.as_view(), name="api-order-cancel"),
     path("api/v1/orders/<id:order_id>/finish", OrderFinishView.as_view(), name="api-order-finish"),
     path("api/v1/balance", BalanceView.as_view(), name="api-balance"),
+    path("api/v1/topups", TopUpsView.as_view(), name="api-topups"),
+    path("api/v1/topups/<id:topup_id>", TopUpView.as_view(), name="api-topup"),
+    path("api/v1/withdrawals", WithdrawalsView.as_view(), name="api-withdrawals"),
     path("api/v1/account", AccountView.as_view(), name="api-account"),
     path("api/v1/callbacks", CallbacksView.as_view(), name="api-callbacks"),
     path("api/v1/callbacks/test", CallbackTestView.as_view(), name="api-callback-test"),
@@ -59,6 +63,11 @@ urlpatterns = [
         name="api-docs",
     ),
     re_path(r"^api/", api_not_found),
+    path(
+        "payments/midtrans/notification",
+        midtrans_notification,
+        name="payments-midtrans-notification",
+    ),
     # The sms-activate protocol, where its clients look for it (docs/SMS-ACTIVATE.md).
     path("stubs/handler_api.php", HandlerApiView.as_view(), name="sms-activate"),
     path("i18n/", include("django.conf.urls.i18n")),

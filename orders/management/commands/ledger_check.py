@@ -1,8 +1,10 @@
 """`manage.py ledger_check`: recompute the books and exit non-zero on any difference.
 
 Every cached balance must equal the sum of its entries, every ledger transaction must sum
-to zero, and platform escrow must equal the prices of the pending orders (whose holds it
-carries). It lives in orders because the last rule needs orders; billing knows none."""
+to zero, payouts-pending must equal the waiting withdrawals and a top-up must be credited
+exactly when paid (billing.services.ledger_differences), and platform escrow must equal the
+prices of the pending orders (whose holds it carries). It lives in orders because the last
+rule needs orders; billing knows none."""
 
 from typing import Any
 
@@ -44,5 +46,6 @@ class Command(BaseCommand):
         job_run_record(name=JobRun.Job.LEDGER_CHECK)  # /metrics shows its age
         self.stdout.write(
             f"Ledger sound: {accounts} accounts balance, every transaction sums to 0, "
-            "escrow equals the pending orders."
+            "escrow equals the pending orders, payouts-pending the waiting withdrawals, "
+            "and every paid top-up is credited once."
         )
