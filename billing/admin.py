@@ -1,17 +1,23 @@
-"""The ledger is read-only in admin: money moves only through billing.services."""
+"""The ledger is read-only in admin: money moves only through the billing services. Staff
+confirm bank transfers (one click, or a pasted bank statement) and pay or reject
+withdrawals here."""
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import path
 
 from accounts.admin import UserAdmin
 from accounts.models import User
-from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction, TopUp, Withdrawal
 from billing.services import topup
+from billing.topups import topup_pay, transfers_confirm
+from billing.withdrawals import withdrawal_pay, withdrawal_reject
 from zerotp import errors
+from zerotp.money import rupiah
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -100,6 +106,182 @@ def topup_users(
     )
 
 
-# `actions` is a class attribute; the stubs declare it per instance (it holds ModelAdmin's
-# type variable, which a ClassVar cannot), so setting it on the class reads as ambiguous.
-UserAdmin.actions = [*(UserAdmin.actions or []), topup_users]  # type: ignore[misc]
+# The users list with each balance and the top-up action: billing extends the accounts
+# app's admin (accounts knows no wallet).
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserWithBalanceAdmin(UserAdmin):
+    list_display = (*UserAdmin.list_display, "balance")  # type: ignore[assignment]
+    actions = [topup_users]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        return super().get_queryset(request).annotate(wallet_balance=F("wallet__balance"))
+
+    @admin.display(description="balance", ordering="wallet_balance")
+    def balance(self, user: User) -> str:
+        return rupiah(getattr(user, "wallet_balance", None) or 0)
+
+
+class StatementForm(forms.Form):
+    statement = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 12, "cols": 100}),
+        help_text="Paste the bank statement's lines: each line with the exact amount of a "
+        "waiting bank-transfer top-up pays it (once, however often it is pasted).",
+    )
+
+
+@admin.register(TopUp)
+class TopUpAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "user",
+        "provider",
+        "shown_amount",
+        "shown_payable",
+        "status",
+        "created_at",
+        "closed_at",
+    )
+    list_filter = ("status", "provider")
+    search_fields = ("user__email", "=payable", "=id")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+    actions = ["confirm"]
+
+    @admin.display(description="amount", ordering="amount")
+    def shown_amount(self, topup: TopUp) -> str:
+        return rupiah(topup.amount)
+
+    @admin.display(description="to pay", ordering="payable")
+    def shown_payable(self, topup: TopUp) -> str:
+        return rupiah(topup.payable)
+
+    @admin.action(description="Confirm the payment arrived (bank transfers)")
+    def confirm(self, request: HttpRequest, queryset: QuerySet[TopUp]) -> None:
+        paid = [
+            t
+            for t in queryset.filter(provider="manual")
+            if topup_pay(topup_id=t.pk, note=f"confirmed by {request.user}")
+        ]
+        self.message_user(
+            request,
+            f"Credited {len(paid)} top-ups; the others were paid, failed or not bank transfers.",
+        )
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "statement/",
+                self.admin_site.admin_view(self.statement),
+                name="billing_topup_statement",
+            ),
+            *super().get_urls(),
+        ]
+
+    def statement(self, request: HttpRequest) -> HttpResponse:
+        form = StatementForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            paid = transfers_confirm(statement=form.cleaned_data["statement"])
+            if paid:
+                listed = ", ".join(f"#{t.pk} {t.user} {rupiah(t.payable)}" for t in paid)
+                self.message_user(request, f"Credited {len(paid)} top-ups: {listed}.")
+            else:
+                self.message_user(
+                    request, "No line matched a waiting bank transfer.", messages.WARNING
+                )
+            return redirect("admin:billing_topup_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": "Confirm bank transfers from a statement",
+        }
+        return render(request, "admin/billing/statement.html", context)
+
+
+class RejectForm(forms.Form):
+    note = forms.CharField(max_length=255, label="Reason (the reseller reads it)")
+
+
+@admin.register(Withdrawal)
+class WithdrawalAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "reseller",
+        "shown_amount",
+        "method",
+        "bank_or_wallet",
+        "account_number",
+        "account_name",
+        "status",
+        "transfer_reference",
+        "created_at",
+        "decided_at",
+    )
+    list_filter = ("status", "method")
+    search_fields = ("reseller__email", "account_number", "transfer_reference")
+    list_select_related = ("reseller",)
+    date_hierarchy = "created_at"
+    actions = ["pay", "reject"]
+
+    @admin.display(description="amount", ordering="amount")
+    def shown_amount(self, withdrawal: Withdrawal) -> str:
+        return rupiah(withdrawal.amount)
+
+    @admin.action(description="Mark paid (enter each transfer's reference)")
+    def pay(self, request: HttpRequest, queryset: QuerySet[Withdrawal]) -> HttpResponse | None:
+        waiting = list(queryset.filter(status=Withdrawal.Status.PENDING))
+        if "apply" in request.POST:
+            references = {w.pk: request.POST.get(f"reference_{w.pk}", "").strip() for w in waiting}
+            missing = [w.pk for w in waiting if not references[w.pk]]
+            if not missing:
+                paid = [
+                    w
+                    for w in waiting
+                    if withdrawal_pay(withdrawal_id=w.pk, transfer_reference=references[w.pk])
+                ]
+                self.message_user(
+                    request, f"Marked {len(paid)} withdrawals paid; the resellers are emailed."
+                )
+                return None
+            self.message_user(
+                request, "Every withdrawal needs its transfer reference.", messages.ERROR
+            )
+        return render(
+            request,
+            "admin/billing/withdrawals_pay.html",
+            {
+                **self.admin_site.each_context(request),
+                "withdrawals": waiting,
+                "title": "Mark withdrawals paid",
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
+
+    @admin.action(description="Reject (the amount goes back to the reseller)")
+    def reject(self, request: HttpRequest, queryset: QuerySet[Withdrawal]) -> HttpResponse | None:
+        waiting = list(queryset.filter(status=Withdrawal.Status.PENDING))
+        form = RejectForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            rejected = [
+                w
+                for w in waiting
+                if withdrawal_reject(withdrawal_id=w.pk, note=form.cleaned_data["note"])
+            ]
+            self.message_user(
+                request,
+                f"Rejected {len(rejected)} withdrawals; the amounts are back in the balances.",
+            )
+            return None
+        return render(
+            request,
+            "admin/billing/withdrawals_reject.html",
+            {
+                **self.admin_site.each_context(request),
+                "form": form,
+                "withdrawals": waiting,
+                "title": "Reject withdrawals",
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            },
+        )

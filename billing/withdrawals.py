@@ -5,6 +5,8 @@ reject it (`withdrawal:<id>:returned`, back to the wallet). Each step is a condi
 status change plus a ledger transaction with a unique reference: done once, whatever
 arrives twice."""
 
+import logging
+
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
@@ -17,6 +19,7 @@ from zerotp import errors
 from zerotp.money import rupiah
 from zerotp.text import unstorable
 
+log = logging.getLogger(__name__)
 Kind = LedgerAccount.Kind
 TxKind = LedgerTransaction.Kind
 
@@ -139,4 +142,7 @@ def _tell(withdrawal: Withdrawal) -> None:
     else:
         subject = f"ZeroTP: your withdrawal of {amount} was declined"
         body = f"{amount} is back in your balance. Reason: {withdrawal.note or 'not given'}."
-    send_mail(subject, body, None, [withdrawal.reseller.email], fail_silently=True)
+    try:
+        send_mail(subject, body, None, [withdrawal.reseller.email])
+    except Exception:  # the money moved: a mail server's trouble must not undo the answer
+        log.exception("could not email %s about withdrawal %s", withdrawal.reseller, withdrawal.pk)
