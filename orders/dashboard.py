@@ -110,6 +110,8 @@ _LINE_LABELS: dict[str, Promise] = {
     LedgerTransaction.Kind.HOLD: _("Number ordered"),
     LedgerTransaction.Kind.RELEASE: _("Refund"),
     LedgerTransaction.Kind.CAPTURE: _("Earnings"),
+    LedgerTransaction.Kind.WITHDRAWAL: _("Withdrawal"),
+    LedgerTransaction.Kind.WITHDRAWAL_RETURN: _("Withdrawal returned"),
 }
 
 

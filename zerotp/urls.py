@@ -74,5 +74,6 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("orders.urls")),
     path("", include("modems.urls")),
+    path("", include("billing.urls")),
     path("admin/", admin.site.urls),
 ]

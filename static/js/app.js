@@ -53,6 +53,14 @@
       });
       return;
     }
+    // Preset buttons: <button data-fill="input id" data-value="...">.
+    var preset = event.target.closest("[data-fill]");
+    if (preset) {
+      var input = document.getElementById(preset.getAttribute("data-fill"));
+      input.value = preset.getAttribute("data-value");
+      input.focus();
+      return;
+    }
     var toggle = event.target.closest(".nav-toggle");
     if (toggle) {
       var nav = document.getElementById(toggle.getAttribute("aria-controls"));

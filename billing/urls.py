@@ -1,0 +1,8 @@
+from django.urls import path
+
+from billing import views
+
+urlpatterns = [
+    path("topup/", views.topup_page, name="topup"),
+    path("topup/<id:topup_id>/", views.topup_detail, name="topup-detail"),
+]

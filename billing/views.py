@@ -1,0 +1,73 @@
+"""The buyer's top-up pages: choose an amount and a way to pay, then pay (a bank transfer's
+instructions, or Midtrans's page) and watch the status. Every write goes through
+billing/topups.py."""
+
+from django import forms
+from django.conf import settings
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext_lazy as _
+
+from accounts.views import SignedInRequest, login_required
+from billing.models import TopUp
+from billing.providers import enabled
+from billing.services import wallet_balance
+from billing.topups import topup_create
+from zerotp.errors import DomainError
+
+PRESETS = (25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000)
+_PROVIDER_NAMES = {
+    "manual": _("Bank transfer (confirmed by the operator, usually within hours)"),
+    "midtrans": _("QRIS, virtual account or e-wallet (Midtrans, credited at once)"),
+}
+
+
+class TopUpForm(forms.Form):
+    amount = forms.IntegerField(label=_("Amount (rupiah)"))
+    provider = forms.ChoiceField(label=_("How to pay"), widget=forms.RadioSelect)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        # The limits are the services' (billing/topups.py); the page shows them beforehand.
+        self.fields["amount"].widget.attrs.update(
+            {"min": settings.TOPUP_MIN, "max": settings.TOPUP_MAX, "step": 1000}
+        )
+        providers = list(enabled())
+        provider = self.fields["provider"]
+        assert isinstance(provider, forms.ChoiceField)
+        provider.choices = [(p, _PROVIDER_NAMES[p]) for p in providers]
+        provider.initial = providers[0]
+
+
+@login_required
+def topup_page(request: SignedInRequest) -> HttpResponse:
+    form = TopUpForm(request.POST or None, initial={"amount": 100_000})
+    if request.method == "POST" and form.is_valid():
+        try:
+            topup = topup_create(
+                user=request.user,
+                amount=form.cleaned_data["amount"],
+                provider=form.cleaned_data["provider"],
+            )
+        except DomainError as exc:
+            form.add_error(None, exc.message)
+        else:
+            if topup.redirect_url:
+                return redirect(topup.redirect_url)
+            return redirect("topup-detail", topup_id=topup.pk)
+    context = {
+        "form": form,
+        "presets": PRESETS,
+        "balance": wallet_balance(request.user),
+        "topups": TopUp.objects.filter(user=request.user).order_by("-id")[:10],
+    }
+    return render(request, "billing/topup.html", context)
+
+
+@login_required
+def topup_detail(request: SignedInRequest, topup_id: int) -> HttpResponse:
+    topup = TopUp.objects.filter(pk=topup_id, user=request.user).first()
+    if topup is None:
+        raise Http404
+    context = {"topup": topup, "bank_accounts": settings.MANUAL_BANK_ACCOUNTS}
+    return render(request, "billing/topup_detail.html", context)
