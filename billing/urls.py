@@ -5,4 +5,5 @@ from billing import views
 urlpatterns = [
     path("topup/", views.topup_page, name="topup"),
     path("topup/<id:topup_id>/", views.topup_detail, name="topup-detail"),
+    path("reseller/withdrawals/", views.withdrawals_page, name="withdrawals"),
 ]

@@ -1,19 +1,22 @@
-"""The buyer's top-up pages: choose an amount and a way to pay, then pay (a bank transfer's
-instructions, or Midtrans's page) and watch the status. Every write goes through
-billing/topups.py."""
+"""Money pages: the buyer's top-ups (choose an amount and a way to pay, then pay: a bank
+transfer's instructions, or Midtrans's page) and the reseller's withdrawals. Every write
+goes through billing/topups.py and billing/withdrawals.py."""
 
 from django import forms
 from django.conf import settings
+from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
 
 from accounts.views import SignedInRequest, login_required
-from billing.models import TopUp
+from billing.models import TopUp, Withdrawal
 from billing.providers import enabled
 from billing.services import wallet_balance
 from billing.topups import topup_create
+from billing.withdrawals import withdrawal_request
 from zerotp.errors import DomainError
+from zerotp.money import rupiah
 
 PRESETS = (25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000)
 _PROVIDER_NAMES = {
@@ -71,3 +74,39 @@ def topup_detail(request: SignedInRequest, topup_id: int) -> HttpResponse:
         raise Http404
     context = {"topup": topup, "bank_accounts": settings.MANUAL_BANK_ACCOUNTS}
     return render(request, "billing/topup_detail.html", context)
+
+
+class WithdrawalForm(forms.Form):
+    amount = forms.IntegerField(label=_("Amount (rupiah)"))
+    method = forms.ChoiceField(
+        label=_("Send it by"), choices=Withdrawal.Method.choices, widget=forms.RadioSelect
+    )
+    bank_or_wallet = forms.CharField(label=_("Bank or e-wallet (BCA, Mandiri, DANA, OVO, ...)"))
+    account_number = forms.CharField(label=_("Account or phone number"))
+    account_name = forms.CharField(label=_("Name on the account"))
+
+
+@login_required
+def withdrawals_page(request: SignedInRequest) -> HttpResponse:
+    if not request.user.is_reseller:
+        return redirect("reseller")
+    form = WithdrawalForm(request.POST or None, initial={"method": Withdrawal.Method.BANK})
+    if request.method == "POST" and form.is_valid():
+        try:
+            withdrawal = withdrawal_request(reseller=request.user, **form.cleaned_data)
+        except DomainError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(
+                request,
+                _("Withdrawal #%(id)s of %(amount)s requested: it is paid out by the operator.")
+                % {"id": withdrawal.pk, "amount": rupiah(withdrawal.amount)},
+            )
+            return redirect("withdrawals")
+    context = {
+        "form": form,
+        "balance": wallet_balance(request.user),
+        "minimum": settings.WITHDRAWAL_MIN,
+        "withdrawals": Withdrawal.objects.filter(reseller=request.user).order_by("-id")[:20],
+    }
+    return render(request, "billing/withdrawals.html", context)

@@ -5,7 +5,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from billing.models import TopUp
+from billing.models import TopUp, Withdrawal
+from billing.services import topup, wallet_balance
 from billing.topups import topup_create, topup_pay
 from tests.factories import make_buyer
 from tests.web.conftest import Account
@@ -47,3 +48,29 @@ def test_someone_elses_top_up_is_not_found(buyer_client: Client, buyer_account: 
 
     theirs = topup_create(user=make_buyer().user, amount=20_000, provider="manual")
     assert buyer_client.get(reverse("topup-detail", args=[theirs.pk])).status_code == 404
+
+
+def test_a_reseller_requests_a_withdrawal_from_the_page(
+    reseller_client: Client, reseller_account: Account
+) -> None:
+    topup(user=reseller_account.user, amount=80_000)
+    page = reverse("withdrawals")
+    assert "Rp 80.000" in reseller_client.get(page).content.decode()
+    body = {
+        "amount": "60000",
+        "method": "ewallet",
+        "bank_or_wallet": "DANA",
+        "account_number": "081234567890",
+        "account_name": "Budi Santoso",
+    }
+    done = reseller_client.post(page, body, follow=True).content.decode()
+    assert "Withdrawal #" in done and "of Rp 60.000 requested" in done
+    assert wallet_balance(reseller_account.user) == 20_000
+    refused = reseller_client.post(page, body).content.decode()
+    assert "Your balance is below Rp 60.000" in refused
+    assert Withdrawal.objects.filter(reseller=reseller_account.user).count() == 1
+
+
+def test_a_buyer_is_sent_to_become_a_reseller_first(buyer_client: Client) -> None:
+    answer = buyer_client.get(reverse("withdrawals"))
+    assert answer.status_code == 302 and answer["Location"] == reverse("reseller")
