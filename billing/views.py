@@ -2,14 +2,21 @@
 transfer's instructions, or Midtrans's page) and the reseller's withdrawals. Every write
 goes through billing/topups.py and billing/withdrawals.py."""
 
+import csv
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime, time, timedelta
+
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.views import SignedInRequest, login_required
+from billing.finance import finance_figures, ledger_rows
 from billing.models import TopUp, Withdrawal
 from billing.providers import enabled
 from billing.services import wallet_balance
@@ -110,3 +117,45 @@ def withdrawals_page(request: SignedInRequest) -> HttpResponse:
         "withdrawals": Withdrawal.objects.filter(reseller=request.user).order_by("-id")[:20],
     }
     return render(request, "billing/withdrawals.html", context)
+
+
+@login_required
+def finance(request: SignedInRequest) -> HttpResponse:
+    """Staff: money in and out today, what waits, and the ledger as CSV for any dates."""
+    if not request.user.is_staff:
+        raise PermissionDenied
+    today = timezone.localdate()
+    return render(
+        request, "billing/finance.html", {"figures": finance_figures(), "today": today.isoformat()}
+    )
+
+
+@login_required
+def ledger_csv(request: SignedInRequest) -> HttpResponse | StreamingHttpResponse:
+    """Staff: every ledger entry from `from` to `to` (dates, both included), as CSV."""
+    if not request.user.is_staff:
+        raise PermissionDenied
+    try:
+        start = date.fromisoformat(request.GET.get("from") or timezone.localdate().isoformat())
+        end = date.fromisoformat(request.GET.get("to") or start.isoformat())
+    except ValueError:
+        return HttpResponse("from and to are dates: YYYY-MM-DD.", status=400)
+    zone = timezone.get_current_timezone()
+    since = datetime.combine(start, time.min, zone)
+    until = datetime.combine(end + timedelta(days=1), time.min, zone)
+    rows = ledger_rows(since=since, until=until)
+    response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="ledger-{start}-{end}.csv"'
+    return response
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_lines(rows: Iterable[tuple]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(["time", "reference", "kind", "account", "email", "amount", "memo"])
+    for row in rows:
+        yield writer.writerow(row)

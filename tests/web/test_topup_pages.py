@@ -74,3 +74,26 @@ def test_a_reseller_requests_a_withdrawal_from_the_page(
 def test_a_buyer_is_sent_to_become_a_reseller_first(buyer_client: Client) -> None:
     answer = buyer_client.get(reverse("withdrawals"))
     assert answer.status_code == 302 and answer["Location"] == reverse("reseller")
+
+
+def test_staff_see_the_finance_figures_and_export_the_ledger(
+    staff_client: Client, buyer_account: Account
+) -> None:
+    pending = topup_create(user=buyer_account.user, amount=40_000, provider="manual")
+    topup_pay(topup_id=pending.pk)
+    html = staff_client.get(reverse("finance")).content.decode()
+    amount = f"{pending.payable:,}".replace(",", ".")
+    assert f'<span class="value" id="topped-up-today">Rp {amount}</span>' in html
+    csv_answer = staff_client.get(reverse("finance-ledger-csv"))
+    assert csv_answer["Content-Type"] == "text/csv; charset=utf-8"
+    lines = b"".join(csv_answer.streaming_content).decode().splitlines()
+    assert lines[0] == "time,reference,kind,account,email,amount,memo"
+    credited = [line for line in lines if f"topup:{pending.pk}," in line]
+    assert len(credited) == 2  # the wallet's entry and the external source's
+    assert any(f",wallet,{buyer_account.email},{pending.payable}," in line for line in credited)
+    assert staff_client.get(reverse("finance-ledger-csv"), {"from": "yesterday"}).status_code == 400
+
+
+def test_the_finance_page_is_for_staff_only(buyer_client: Client) -> None:
+    assert buyer_client.get(reverse("finance")).status_code == 403
+    assert buyer_client.get(reverse("finance-ledger-csv")).status_code == 403
