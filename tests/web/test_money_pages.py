@@ -1,5 +1,6 @@
-"""The buyer's top-up pages: the dashboard's Top up button, amounts and ways to pay, a bank
-transfer's instructions with the exact amount, and Midtrans's page for the other way."""
+"""The money pages: the buyer's top-up (the dashboard's button, amounts and ways to pay, a
+bank transfer's exact amount), the reseller's withdrawals, and the staff's finance page
+with its ledger export."""
 
 import pytest
 from django.test import Client
