@@ -193,7 +193,15 @@ def midtrans_notified(notification: dict[str, Any]) -> str:
     state = str(transaction_now.get("transaction_status", ""))[:32]
     outcome = midtrans.outcome(transaction_now)
     if outcome == "paid":
-        return "paid" if topup_pay(topup_id=topup.pk, provider_status=state) else "unchanged"
+        if topup_pay(topup_id=topup.pk, provider_status=state):
+            return "paid"
+        if TopUp.objects.filter(pk=topup.pk, status=TopUp.Status.FAILED).exists():
+            log.warning(
+                "midtrans says top-up %s is paid after it failed: credit it by hand", topup.pk
+            )
+        return "unchanged"
+    if state in ("refund", "partial_refund", "chargeback", "partial_chargeback"):
+        log.warning("midtrans: top-up %s was %s after its credit: adjust by hand", topup.pk, state)
     if outcome == "failed":
         return "failed" if topup_fail(topup_id=topup.pk, provider_status=state) else "unchanged"
     return "unchanged"

@@ -103,6 +103,22 @@ def status(midtrans_order_id: str) -> dict[str, Any]:
         raise errors.PaymentUnavailable(f"Midtrans's status API did not answer: {exc}") from None
     if not isinstance(data, dict):
         raise errors.PaymentUnavailable("Midtrans's status API answered no object.")
+    # Its errors come as JSON too (HTTP 500 with {"status_code": "500", ...}, or HTTP 200
+    # with the code in the body): never mistaken for a transaction. A transaction Midtrans
+    # does not know (404) is an answer: there is nothing to credit.
+    code = str(data.get("status_code", ""))
+    if (
+        (not answer.ok and answer.status_code != 404)
+        or code.startswith("5")
+        or code
+        in (
+            "401",
+            "429",
+        )
+    ):
+        raise errors.PaymentUnavailable(
+            f"Midtrans's status API answered {code or answer.status_code}."
+        )
     return data
 
 
