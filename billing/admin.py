@@ -5,15 +5,25 @@ withdrawals here."""
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.urls import path
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from accounts.admin import UserAdmin
 from accounts.models import User
-from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction, TopUp, Withdrawal
-from billing.services import topup
+from billing.adjustments import balance_adjust
+from billing.models import (
+    BalanceAdjustment,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    TopUp,
+    Withdrawal,
+)
+from billing.services import wallet_balance
 from billing.topups import topup_pay, transfers_confirm
 from billing.withdrawals import withdrawal_pay, withdrawal_reject
 from zerotp import errors
@@ -66,62 +76,76 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     list_select_related = ("transaction", "account__user")
 
 
-class TopupForm(forms.Form):
-    amount = forms.IntegerField(min_value=1, label="Amount (rupiah)")
-    note = forms.CharField(max_length=200, required=False)
-
-
-@admin.action(description="Top up the selected users' balances")
-def topup_users(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[User]
-) -> HttpResponse | None:
-    if "apply" in request.POST:
-        form = TopupForm(request.POST)
-        if form.is_valid():
-            try:
-                for user in queryset:
-                    topup(
-                        user=user,
-                        amount=form.cleaned_data["amount"],
-                        note=form.cleaned_data["note"] or f"admin top-up by {request.user}",
-                    )
-            except errors.DomainError as exc:
-                modeladmin.message_user(request, exc.message, messages.ERROR)
-                return None
-            modeladmin.message_user(
-                request, f"Credited {form.cleaned_data['amount']} IDR to {queryset.count()} users."
-            )
-            return None
-    else:
-        form = TopupForm()
-    return render(
-        request,
-        "admin/billing/topup.html",
-        {
-            "form": form,
-            "users": queryset,
-            "title": "Top up balances",
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        },
+class AdjustmentForm(forms.Form):
+    amount = forms.IntegerField(
+        label="Amount (rupiah)",
+        help_text="Positive credits the balance, negative debits it (never below zero).",
+    )
+    note = forms.CharField(
+        max_length=255, label="Note", help_text="Why: the buyer sees it under Transactions."
     )
 
 
-# The users list with each balance and the top-up action: billing extends the accounts
-# app's admin (accounts knows no wallet).
+# The users list and page with each balance, and the form that adjusts it: billing extends
+# the accounts app's admin (accounts knows no wallet).
 admin.site.unregister(User)
 
 
 @admin.register(User)
 class UserWithBalanceAdmin(UserAdmin):
     list_display = (*UserAdmin.list_display, "balance")  # type: ignore[assignment]
-    actions = [topup_users]
+    readonly_fields = (*UserAdmin.readonly_fields, "balance")  # type: ignore[assignment]
+    fieldsets = (*UserAdmin.fieldsets, ("Balance", {"fields": ("balance",)}))  # type: ignore[assignment]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         return super().get_queryset(request).annotate(wallet_balance=F("wallet__balance"))
 
     @admin.display(description="balance", ordering="wallet_balance")
     def balance(self, user: User) -> str:
-        return rupiah(getattr(user, "wallet_balance", None) or 0)
+        amount = rupiah(getattr(user, "wallet_balance", None) or 0)
+        if user.pk is None:
+            return amount
+        url = reverse("admin:billing_user_adjust", args=[user.pk])
+        return format_html('{} <a href="{}">Adjust the balance</a>', amount, url)
+
+    def get_urls(self) -> list:
+        adjust = self.admin_site.admin_view(self.adjust)
+        return [
+            path("<int:user_id>/adjust/", adjust, name="billing_user_adjust"),
+            *super().get_urls(),
+        ]
+
+    def adjust(self, request: HttpRequest, user_id: int) -> HttpResponse:
+        if not request.user.has_perm("accounts.change_user"):
+            raise PermissionDenied
+        user = get_object_or_404(User, pk=user_id)
+        form = AdjustmentForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                adjustment = balance_adjust(
+                    user=user,
+                    amount=form.cleaned_data["amount"],
+                    note=form.cleaned_data["note"],
+                    staff=request.user,  # type: ignore[arg-type]
+                )
+            except errors.DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(
+                    request,
+                    f"Adjusted {user.email} by {rupiah(adjustment.amount)} "
+                    f"(adjustment:{adjustment.pk}); the balance is "
+                    f"{rupiah(wallet_balance(user))}.",
+                )
+                return redirect("admin:accounts_user_change", user.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "subject": user,
+            "balance": wallet_balance(user),
+            "title": f"Adjust the balance of {user.email}",
+        }
+        return render(request, "admin/billing/adjust.html", context)
 
 
 class StatementForm(forms.Form):
@@ -285,3 +309,13 @@ class WithdrawalAdmin(ReadOnlyAdmin):
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             },
         )
+
+
+@admin.register(BalanceAdjustment)
+class BalanceAdjustmentAdmin(ReadOnlyAdmin):
+    """Made from the user page's "Adjust the balance"; read-only here, as the ledger."""
+
+    list_display = ("id", "user", "amount", "note", "staff", "created_at")
+    search_fields = ("user__email", "note")
+    list_select_related = ("user", "staff")
+    date_hierarchy = "created_at"

@@ -61,6 +61,7 @@ class LedgerTransaction(models.Model):
         WITHDRAWAL = "withdrawal", "Withdrawal requested"
         PAYOUT = "payout", "Withdrawal paid"
         WITHDRAWAL_RETURN = "withdrawal-back", "Withdrawal rejected"
+        ADJUSTMENT = "adjustment", "Adjustment by staff"
 
     reference = models.CharField(max_length=120, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -183,3 +184,31 @@ class Withdrawal(models.Model):
 
     def __str__(self) -> str:
         return f"withdrawal {self.pk} ({self.amount}, {self.status})"
+
+
+class BalanceAdjustment(models.Model):
+    """Staff correct a balance by hand (a payment received outside the providers, a
+    refund, a mistake), always with a note: the ledger transaction `adjustment:<id>`."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="adjustments"
+    )
+    amount = models.BigIntegerField(help_text="Positive credits the balance, negative debits it.")
+    note = models.CharField(max_length=255)
+    staff = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(amount=0), name="billing_adjustment_not_zero"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(note=""), name="billing_adjustment_has_note"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"adjustment {self.pk} ({self.amount:+d})"

@@ -112,6 +112,7 @@ _LINE_LABELS: dict[str, Promise] = {
     LedgerTransaction.Kind.CAPTURE: _("Earnings"),
     LedgerTransaction.Kind.WITHDRAWAL: _("Withdrawal"),
     LedgerTransaction.Kind.WITHDRAWAL_RETURN: _("Withdrawal returned"),
+    LedgerTransaction.Kind.ADJUSTMENT: _("Adjustment"),
 }
 
 

@@ -6,7 +6,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
-from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from billing.models import BalanceAdjustment, LedgerAccount, LedgerEntry, LedgerTransaction
 from billing.services import wallet_balance
 from modems.models import InboundSms, Modem
 from orders.models import Application, CallbackDelivery, IdempotencyKey, Order
@@ -74,33 +74,32 @@ def test_the_ledger_is_read_only(staff: Client, model: type) -> None:
     assert model.objects.filter(pk=obj.pk).exists()
 
 
-def test_staff_tops_up_users_through_the_ledger(staff: Client) -> None:
+def test_staff_adjust_a_balance_with_a_note_through_the_ledger(staff: Client) -> None:
     buyer = make_buyer()
-    url = reverse("admin:accounts_user_changelist")
-    form = {"action": "topup_users", ACTION_CHECKBOX_NAME: [buyer.user.pk]}
+    page = staff.get(reverse("admin:accounts_user_change", args=[buyer.user.pk])).content
+    url = reverse("admin:billing_user_adjust", args=[buyer.user.pk])
+    assert url.encode() in page and b"Rp 0" in page
 
-    confirm = staff.post(url, form)
-    assert confirm.status_code == 200 and b"Credit through the ledger" in confirm.content
+    without_note = staff.post(url, {"amount": "15000", "note": ""})
+    assert without_note.status_code == 200 and wallet_balance(buyer.user) == 0
 
-    done = staff.post(url, {**form, "apply": "1", "amount": "15000", "note": "bank transfer"})
+    done = staff.post(url, {"amount": "15000", "note": "bank transfer 05/12"})
     assert done.status_code == 302
     assert wallet_balance(buyer.user) == 15_000
-    assert LedgerTransaction.objects.get(kind="topup").memo == "bank transfer"
+    adjustment = BalanceAdjustment.objects.get(user=buyer.user)
+    booked = LedgerTransaction.objects.get(reference=f"adjustment:{adjustment.pk}")
+    assert (booked.kind, booked.memo) == ("adjustment", "bank transfer 05/12")
+    assert adjustment.staff is not None and adjustment.staff.email == "staff@example.com"
 
 
-def test_a_refused_topup_amount_credits_nothing(staff: Client) -> None:
-    buyer = make_buyer()
-    url = reverse("admin:accounts_user_changelist")
-    staff.post(
-        url,
-        {
-            "action": "topup_users",
-            ACTION_CHECKBOX_NAME: [buyer.user.pk],
-            "apply": "1",
-            "amount": "-5",
-        },
-    )
-    assert wallet_balance(buyer.user) == 0
+def test_a_debit_never_takes_a_balance_below_zero(staff: Client) -> None:
+    buyer = make_buyer(balance=10_000)
+    url = reverse("admin:billing_user_adjust", args=[buyer.user.pk])
+    refused = staff.post(url, {"amount": "-15000", "note": "chargeback"})
+    assert b"cannot go below zero" in refused.content
+    staff.post(url, {"amount": "-4000", "note": "refund by bank"})
+    assert wallet_balance(buyer.user) == 6_000
+    assert BalanceAdjustment.objects.filter(user=buyer.user).count() == 1
 
 
 def test_staff_disable_a_modem_and_it_is_no_longer_stock(staff: Client) -> None:

@@ -157,21 +157,20 @@ def test_staff_top_up_a_buyer_in_the_admin_and_the_buyer_sees_it(
 
     staff.get_by_role("link", name="Admin", exact=True).click()
     staff.goto(f"{live_server.url}/admin/accounts/user/")
-    staff.locator(f"input[name='_selected_action'][value='{buyer.user.pk}']").check()
-    staff.locator("select[name='action']").select_option("topup_users")
-    staff.get_by_role("button", name="Run").click()
+    staff.get_by_role("link", name=buyer.email).click()
+    staff.get_by_role("link", name="Adjust the balance").click()
     staff.get_by_label("Amount (rupiah)").fill("25000")
     staff.get_by_label("Note").fill("bank transfer 27/11")
-    staff.get_by_role("button", name="Credit through the ledger").click()
-    expect(staff.get_by_text("Credited 25000 IDR to 1 users.")).to_be_visible()
+    staff.get_by_role("button", name="Adjust through the ledger").click()
+    expect(staff.get_by_text("the balance is Rp 25.000")).to_be_visible()
     assert wallet_balance(buyer.user) == 25_000
 
     page = new_context().new_page()
     log_in(page, buyer)
     expect(page.locator("#balance")).to_have_text("Rp 25.000")
     page.get_by_role("link", name="Transactions", exact=True).click()
-    expect(page.locator("tr[data-kind='topup']")).to_contain_text("bank transfer 27/11")
-    expect(page.locator("tr[data-kind='topup']")).to_contain_text("+Rp 25.000")
+    expect(page.locator("tr[data-kind='adjustment']")).to_contain_text("bank transfer 27/11")
+    expect(page.locator("tr[data-kind='adjustment']")).to_contain_text("+Rp 25.000")
 
 
 def test_a_buyer_orders_a_number_the_code_appears_by_itself_then_finishes(
