@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -23,6 +24,7 @@ from zerotp.money import rupiah
 log = logging.getLogger(__name__)
 
 SUFFIXES = range(1, 1000)  # the 3-digit suffix of a bank transfer's amount
+LATE_TRANSFER_DAYS = timedelta(days=7)
 _CLAIM_ATTEMPTS = 5
 
 
@@ -40,13 +42,14 @@ def _amount(amount: object) -> int:
 def _free_payable(amount: int) -> int:
     """The amount plus a suffix no pending bank transfer asks for (random, so that two
     buyers asking at once rarely collide; the unique constraint settles it if they do)."""
+    # An expired transfer's amount stays taken for a while: its money may still come.
+    recent = timezone.now() - LATE_TRANSFER_DAYS
     taken = set(
-        TopUp.objects.filter(
-            status=TopUp.Status.PENDING,
-            provider="manual",
-            payable__gt=amount,
-            payable__lt=amount + SUFFIXES.stop,
-        ).values_list("payable", flat=True)
+        TopUp.objects.filter(provider="manual", payable__gt=amount, payable__lt=amount + 1000)
+        .filter(
+            Q(status=TopUp.Status.PENDING) | Q(status=TopUp.Status.EXPIRED, created_at__gte=recent)
+        )
+        .values_list("payable", flat=True)
     )
     free = [amount + suffix for suffix in SUFFIXES if amount + suffix not in taken]
     if not free:
@@ -80,7 +83,10 @@ def topup_create(*, user: User, amount: object, provider: object) -> TopUp:
             break
         except IntegrityError:
             if attempt == _CLAIM_ATTEMPTS - 1:
-                raise
+                raise errors.InvalidRequest(
+                    "Too many transfers of this amount are waiting; choose a slightly "
+                    "different one."
+                ) from None
     # Outside the transaction: the provider's answer may take seconds.
     try:
         topup.redirect_url = adapter.start(topup)
@@ -155,15 +161,28 @@ def transfers_confirm(*, statement: str) -> list[TopUp]:
     return confirmed
 
 
+# An amount as banks print it, a whole token: "50.336,00", "1,250,347.00", "1250347".
+_MONEY = re.compile(r"^(?:Rp\.?)?(\d{1,3}(?:([.,])\d{3})(?:\2\d{3})*|\d+)(?:[.,](\d{2}))?$")
+
+
 def line_amounts(line: str) -> list[int]:
-    """The numbers on a bank statement line, as Indonesian banks print amounts
-    ("1.250.347,00", "Rp 1,250,347.00", "1250347"), cents dropped."""
-    amounts = []
-    for raw in re.findall(r"\d[\d.,]*", line):
-        digits = re.sub(r"[.,]\d{2}$", "", raw).replace(".", "").replace(",", "")
-        if digits.isdigit() and len(digits) <= 15:
-            amounts.append(int(digits))
-    return amounts
+    """The amounts on a credit line of a bank statement, most likely first: tokens written
+    as money (with thousands separators), then bare numbers; numbers inside other tokens
+    (a reference such as WS95051, a date) are none. A debit line (DB) has none."""
+    tokens = [token.rstrip(".,;:") for token in line.split()]
+    if "DB" in tokens:
+        return []
+    grouped: list[int] = []
+    bare: list[int] = []
+    for token in tokens:
+        match = _MONEY.match(token)
+        if match is None:
+            continue
+        digits = re.sub(r"[.,]", "", match.group(1))
+        if len(digits) > 15:
+            continue
+        (grouped if match.group(2) else bare).append(int(digits))
+    return grouped + bare
 
 
 def midtrans_notified(notification: dict[str, Any]) -> str:
