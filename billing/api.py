@@ -69,7 +69,7 @@ class TopUpsView(BuyerView):
         operation_id="topup_create",
         summary="Start a top-up (pay through the provider, then the balance is credited)",
         request=TopUpCreateSerializer,
-        responses={201: TopUpSerializer, **error_responses(400, 401, 403, 502)},
+        responses={201: TopUpSerializer, **error_responses(400, 401, 403, 413, 502)},
     )
     def post(self, request: KeyedRequest) -> Response:
         body = json_object(request.data)
@@ -150,7 +150,7 @@ class WithdrawalsView(BuyerView):
         operation_id="withdrawal_create",
         summary="Withdraw earnings (resellers): the amount leaves the balance at once",
         request=WithdrawalCreateSerializer,
-        responses={201: WithdrawalSerializer, **error_responses(400, 401, 402, 403)},
+        responses={201: WithdrawalSerializer, **error_responses(400, 401, 402, 403, 413)},
     )
     def post(self, request: KeyedRequest) -> Response:
         body = json_object(request.data)

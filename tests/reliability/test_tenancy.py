@@ -25,6 +25,7 @@ from rest_framework.test import APIClient
 from accounts.models import ApiKey, User
 from accounts.services import callback_settings_update, key_issue
 from billing.services import topup, wallet_balance
+from billing.topups import topup_create
 from modems.models import Modem
 from modems.services import modems_sync
 from orders.models import CallbackDelivery, Order, OrderStatus
@@ -307,6 +308,24 @@ BUYER_ENDPOINTS: dict[str, Callable[[APIClient, dict, "Ids"], Any]] = {
     "POST /api/v1/callbacks/{delivery_id}/resend": lambda c, h, i: c.post(
         f"/api/v1/callbacks/{i.delivery}/resend", **h
     ),
+    "POST /api/v1/topups": lambda c, h, i: c.post(
+        "/api/v1/topups", {"amount": 20_000, "provider": "manual"}, format="json", **h
+    ),
+    "GET /api/v1/topups": lambda c, h, i: c.get("/api/v1/topups", **h),
+    "GET /api/v1/topups/{topup_id}": lambda c, h, i: c.get(f"/api/v1/topups/{i.topup}", **h),
+    "POST /api/v1/withdrawals": lambda c, h, i: c.post(
+        "/api/v1/withdrawals",
+        {
+            "amount": 50_000,
+            "method": "bank",
+            "account_name": "Budi",
+            "account_number": "1234567890",
+            "bank_or_wallet": "BCA",
+        },
+        format="json",
+        **h,
+    ),
+    "GET /api/v1/withdrawals": lambda c, h, i: c.get("/api/v1/withdrawals", **h),
 }
 AGENT_ENDPOINTS: dict[str, Callable[[APIClient, dict, "Ids"], Any]] = {
     "POST /api/modem/sync": lambda c, h, i: c.post(
@@ -334,6 +353,7 @@ class Ids:
     order: int
     completed: int
     delivery: int
+    topup: int
 
 
 @pytest.fixture
@@ -353,7 +373,9 @@ def account(db: None, no_network: NetworkLog) -> tuple[User, dict[str, str], Ids
     pending = order_create(buyer=user, application_id=app.pk).order.pk
     delivery = CallbackDelivery.objects.get(order_id=completed).pk
     headers = {"HTTP_X_API_KEY": api_key, "HTTP_X_AGENT_KEY": agent.key}
-    return User.objects.get(pk=user.pk), headers, Ids(app.pk, pending, completed, delivery)
+    topup_id = topup_create(user=user, amount=30_000, provider="manual").pk
+    ids = Ids(app.pk, pending, completed, delivery, topup_id)
+    return User.objects.get(pk=user.pk), headers, ids
 
 
 def test_the_endpoint_tables_cover_every_keyed_operation_of_the_schema() -> None:
