@@ -5,6 +5,7 @@ goes through billing/topups.py and billing/withdrawals.py."""
 import csv
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, time, timedelta
+from typing import cast
 
 from django import forms
 from django.conf import settings
@@ -14,11 +15,12 @@ from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.csp import csp_override
 
 from accounts.views import SignedInRequest, login_required
 from billing.finance import finance_figures, ledger_rows
 from billing.models import TopUp, Withdrawal
-from billing.providers import enabled
+from billing.providers import enabled, midtrans, payment_page_origins
 from billing.services import wallet_balance
 from billing.topups import topup_create
 from billing.withdrawals import withdrawal_request
@@ -71,7 +73,22 @@ def topup_page(request: SignedInRequest) -> HttpResponse:
         "balance": wallet_balance(request.user),
         "topups": TopUp.objects.filter(user=request.user).order_by("-id")[:10],
     }
-    return render(request, "billing/topup.html", context)
+    # The form is answered with a redirect to the provider's payment page: the browser
+    # follows it only if this page's CSP lets its forms go there.
+    policy = cast(dict[str, list[str]], settings.SECURE_CSP)
+    policy = {**policy, "form-action": [*policy["form-action"], *payment_page_origins()]}
+    page = csp_override(policy)(lambda request: render(request, "billing/topup.html", context))
+    return page(request)
+
+
+@login_required
+def midtrans_finish(request: SignedInRequest) -> HttpResponse:
+    """Where Midtrans sends the buyer back ("finish redirect URL" in its dashboard:
+    https://<site>/topup/midtrans/finish/): the top-up's own page."""
+    topup_id = midtrans.topup_id(request.GET.get("order_id"))
+    if topup_id is None or not TopUp.objects.filter(pk=topup_id, user=request.user).exists():
+        return redirect("topup")
+    return redirect("topup-detail", topup_id=topup_id)
 
 
 @login_required

@@ -3,6 +3,7 @@ the PAYMENT_PROVIDERS setting. The top-up services (billing/topups.py) call them
 never touch the ledger."""
 
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -30,3 +31,12 @@ _ALL: dict[str, Provider] = {"manual": manual.Manual(), "midtrans": midtrans.Mid
 
 def enabled() -> dict[str, Provider]:
     return {name: _ALL[name] for name in settings.PAYMENT_PROVIDERS}
+
+
+def payment_page_origins() -> list[str]:
+    """The origins of the enabled providers' payment pages, which the top-up form is
+    redirected to (the page's CSP form-action must allow them)."""
+    if "midtrans" not in settings.PAYMENT_PROVIDERS:
+        return []
+    snap = urlsplit(settings.MIDTRANS_SNAP_URL)
+    return [f"{snap.scheme}://{snap.netloc}"]

@@ -59,7 +59,9 @@ class Midtrans:
             redirect_url = answer.json().get("redirect_url") if answer.ok else None
         except (requests.RequestException, ValueError, AttributeError):
             redirect_url = None
-        if not isinstance(redirect_url, str) or not redirect_url.startswith("https://"):
+        if not isinstance(redirect_url, str) or not redirect_url.startswith(
+            ("https://", "http://")
+        ):
             raise errors.PaymentUnavailable(
                 "The payment page could not be opened; try again in a minute."
             )

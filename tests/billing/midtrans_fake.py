@@ -69,6 +69,10 @@ class FakeMidtrans:
         self.snap_failure: str | None = None  # "500" or "closed"
         self.status_failure: str | None = None  # "500", "500-html" or "closed"
         self._status_barrier: threading.Barrier | None = None
+        # The sandbox's payment page, when serve_pages() is on: where Pay notifies, and
+        # where it sends the buyer back (Midtrans's "finish redirect URL").
+        self.site_url: str | None = None
+        self.finish_path = "/topup/midtrans/finish/"
         self.status_barrier_broken = False
         self._lock = threading.Lock()
         fake = self
@@ -144,7 +148,13 @@ class FakeMidtrans:
         return self.calls("GET", f"/v2/{order_id}")
 
     def redirect_url(self, order_id: str) -> str:
-        return f"https://app.sandbox.midtrans.com/snap/v4/redirection/{self._token(order_id)}"
+        base = self.url if self.site_url else "https://app.sandbox.midtrans.com"
+        return f"{base}/snap/v4/redirection/{self._token(order_id)}"
+
+    def serve_pages(self, site_url: str) -> None:
+        """Serve the payment page itself, shaped like the sandbox's: its Pay button settles
+        the transaction, notifies `site_url` as Midtrans does, and sends the buyer back."""
+        self.site_url = site_url
 
     # Serving.
 
@@ -162,6 +172,10 @@ class FakeMidtrans:
         headers = {k.lower(): v for k, v in handler.headers.items()}
         with self._lock:
             self.received.append(Received(method, handler.path, headers, body, authorized))
+        page = re.fullmatch(r"/snap/v4/(redirection|pay)/([0-9a-f-]+)", handler.path)
+        if page and self.site_url:
+            self._page(handler, method, page.group(1), page.group(2))
+            return
         if method == "POST" and handler.path == "/snap/v1/transactions":
             status, answer = self._snap(body, authorized)
         elif method == "GET" and (found := re.fullmatch(r"/v2/([^/]+)/status", handler.path)):
@@ -178,6 +192,41 @@ class FakeMidtrans:
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
+
+    def _page(self, handler: BaseHTTPRequestHandler, method: str, kind: str, token: str) -> None:
+        with self._lock:
+            order_id = next((o for o in self.created if self._token(o) == token), None)
+        if order_id is None:
+            handler.send_error(404)
+            return
+        if kind == "redirection" and method == "GET":
+            amount = f"{self.created[order_id]:,}".replace(",", ".")
+            html = (
+                "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+                "<title>Midtrans sandbox</title></head><body><main>"
+                f"<h1>Pay Rp {amount}</h1><p>Order {order_id}</p>"
+                f"<form method='post' action='/snap/v4/pay/{token}'>"
+                "<button type='submit'>Pay with QRIS</button></form></main></body></html>"
+            ).encode()
+            handler.send_response(200)
+            handler.send_header("Content-Type", "text/html; charset=utf-8")
+            handler.send_header("Content-Length", str(len(html)))
+            handler.end_headers()
+            handler.wfile.write(html)
+            return
+        # Pay: settled, notified (Midtrans does it before the buyer is back), redirected.
+        self.set(order_id, "settlement")
+        assert self.site_url is not None
+        status, _ = notify(self.site_url, self.notification(order_id, "settlement"))
+        assert status == 200, status
+        handler.send_response(303)
+        handler.send_header(
+            "Location",
+            f"{self.site_url}{self.finish_path}?order_id={order_id}"
+            "&status_code=200&transaction_status=settlement",
+        )
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
 
     def _snap(self, body: Any, authorized: bool) -> tuple[int, Any]:
         if self.snap_failure == "closed":
