@@ -9,6 +9,7 @@ entries; a check constraint keeps every balance but the external source at zero 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class LedgerAccount(models.Model):
@@ -100,10 +101,10 @@ class TopUp(models.Model):
     reference is `topup:<id>`."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        PAID = "paid", "Paid"
-        EXPIRED = "expired", "Expired"
-        FAILED = "failed", "Failed"
+        PENDING = "pending", _("Waiting for payment")
+        PAID = "paid", _("Paid")
+        EXPIRED = "expired", _("Expired")
+        FAILED = "failed", _("Not paid")
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     provider = models.CharField(max_length=16)
@@ -150,13 +151,13 @@ class Withdrawal(models.Model):
     payouts-pending at once; then staff pay it out or reject it (the amount goes back)."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Waiting"
-        PAID = "paid", "Paid"
-        REJECTED = "rejected", "Rejected"
+        PENDING = "pending", _("Waiting")
+        PAID = "paid", _("Paid")
+        REJECTED = "rejected", _("Rejected")
 
     class Method(models.TextChoices):
-        BANK = "bank", "Bank transfer"
-        EWALLET = "ewallet", "E-wallet"
+        BANK = "bank", _("Bank transfer")
+        EWALLET = "ewallet", _("E-wallet")
 
     reseller = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="withdrawals"

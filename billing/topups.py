@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from billing.models import TopUp
@@ -34,9 +35,16 @@ def _amount(amount: object) -> int:
             "amount must be a whole number of rupiah.", fields={"amount": ["Not a number."]}
         )
     if not settings.TOPUP_MIN <= amount <= settings.TOPUP_MAX:
-        message = f"A top-up is {rupiah(settings.TOPUP_MIN)} to {rupiah(settings.TOPUP_MAX)}."
+        message = _("A top-up is %(minimum)s to %(maximum)s.") % {
+            "minimum": rupiah(settings.TOPUP_MIN),
+            "maximum": rupiah(settings.TOPUP_MAX),
+        }
         raise errors.InvalidRequest(message, fields={"amount": [message]})
     return amount
+
+
+def too_many_alike() -> str:
+    return _("Too many transfers of this amount are waiting; choose a slightly different one.")
 
 
 def _free_payable(amount: int) -> int:
@@ -53,9 +61,7 @@ def _free_payable(amount: int) -> int:
     )
     free = [amount + suffix for suffix in SUFFIXES if amount + suffix not in taken]
     if not free:
-        raise errors.InvalidRequest(
-            "Too many transfers of this amount are waiting; choose a slightly different one."
-        )
+        raise errors.InvalidRequest(too_many_alike())
     return random.choice(free)  # tells transfers apart; no secret
 
 
@@ -83,10 +89,7 @@ def topup_create(*, user: User, amount: object, provider: object) -> TopUp:
             break
         except IntegrityError:
             if attempt == _CLAIM_ATTEMPTS - 1:
-                raise errors.InvalidRequest(
-                    "Too many transfers of this amount are waiting; choose a slightly "
-                    "different one."
-                ) from None
+                raise errors.InvalidRequest(too_many_alike()) from None
     # Outside the transaction: the provider's answer may take seconds.
     try:
         topup.redirect_url = adapter.start(topup)

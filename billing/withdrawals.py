@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from billing.models import LedgerAccount, LedgerTransaction, Withdrawal
@@ -51,7 +52,9 @@ def withdrawal_request(
             "amount must be a whole number of rupiah.", fields={"amount": ["Not a number."]}
         )
     if amount < settings.WITHDRAWAL_MIN:
-        message = f"The smallest withdrawal is {rupiah(settings.WITHDRAWAL_MIN)}."
+        message = _("The smallest withdrawal is %(minimum)s.") % {
+            "minimum": rupiah(settings.WITHDRAWAL_MIN)
+        }
         raise errors.InvalidRequest(message, fields={"amount": [message]})
     if method not in Withdrawal.Method.values:
         message = f"method must be one of {', '.join(Withdrawal.Method.values)}."
@@ -74,7 +77,8 @@ def withdrawal_request(
             )
         except errors.InsufficientBalance:
             raise errors.InsufficientBalance(
-                f"Your balance is below {rupiah(amount)}: withdraw at most what it holds."
+                _("Your balance is below %(amount)s: withdraw at most what it holds.")
+                % {"amount": rupiah(amount)}
             ) from None
     return withdrawal
 

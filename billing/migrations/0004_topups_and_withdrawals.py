@@ -31,7 +31,7 @@ class Migration(migrations.Migration):
                 ('provider', models.CharField(max_length=16)),
                 ('amount', models.PositiveBigIntegerField(help_text='What the buyer asked for, in rupiah.')),
                 ('payable', models.PositiveBigIntegerField(help_text='What the buyer pays: the amount, plus a unique suffix for a bank transfer.')),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('paid', 'Paid'), ('expired', 'Expired'), ('failed', 'Failed')], default='pending', max_length=8)),
+                ('status', models.CharField(choices=[('pending', 'Waiting for payment'), ('paid', 'Paid'), ('expired', 'Expired'), ('failed', 'Not paid')], default='pending', max_length=8)),
                 ('redirect_url', models.URLField(blank=True, default='', max_length=500)),
                 ('provider_status', models.CharField(blank=True, default='', max_length=32)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),

@@ -21,6 +21,7 @@ from typing import Any
 
 import requests
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from billing.models import TopUp
 from zerotp import errors
@@ -63,7 +64,7 @@ class Midtrans:
             ("https://", "http://")
         ):
             raise errors.PaymentUnavailable(
-                "The payment page could not be opened; try again in a minute."
+                _("The payment page could not be opened; try again in a minute.")
             )
         return redirect_url
 

@@ -98,3 +98,14 @@ def test_staff_see_the_finance_figures_and_export_the_ledger(
 def test_the_finance_page_is_for_staff_only(buyer_client: Client) -> None:
     assert buyer_client.get(reverse("finance")).status_code == 403
     assert buyer_client.get(reverse("finance-ledger-csv")).status_code == 403
+
+
+def test_the_money_pages_and_their_messages_speak_indonesian(
+    buyer_client: Client, buyer_account: Account
+) -> None:
+    buyer_client.post(reverse("set_language"), {"language": "id", "next": "/topup/"})
+    refused = buyer_client.post(reverse("topup"), {"amount": "500", "provider": "manual"})
+    assert "Isi saldo antara Rp 10.000 dan Rp 10.000.000." in refused.content.decode()
+    buyer_client.post(reverse("topup"), {"amount": "20000", "provider": "manual"})
+    listed = buyer_client.get(reverse("topup")).content.decode()
+    assert "Menunggu pembayaran" in listed and "Transfer bank" in listed
