@@ -85,11 +85,7 @@ class TopUpsView(BuyerView):
         responses={200: TopUpSerializer(many=True), **error_responses(400, 401, 403)},
     )
     def get(self, request: KeyedRequest) -> Response:
-        paginator = self.pagination_class()
-        topups = TopUp.objects.filter(user=request.user)
-        page = paginator.paginate_queryset(topups, request, view=self)
-        assert page is not None  # CursorPage always has a page size, so it always pages
-        return paginator.get_paginated_response([topup_data(t) for t in page])
+        return CursorPage.answer(TopUp.objects.filter(user=request.user), request, self, topup_data)
 
 
 class TopUpView(BuyerView):
@@ -171,11 +167,9 @@ class WithdrawalsView(BuyerView):
         responses={200: WithdrawalSerializer(many=True), **error_responses(400, 401, 403)},
     )
     def get(self, request: KeyedRequest) -> Response:
-        paginator = self.pagination_class()
-        withdrawals = Withdrawal.objects.filter(reseller=request.user)
-        page = paginator.paginate_queryset(withdrawals, request, view=self)
-        assert page is not None  # CursorPage always has a page size, so it always pages
-        return paginator.get_paginated_response([withdrawal_data(w) for w in page])
+        return CursorPage.answer(
+            Withdrawal.objects.filter(reseller=request.user), request, self, withdrawal_data
+        )
 
 
 @csrf_exempt

@@ -9,6 +9,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction, TopUp, Withdrawal
+from billing.services import platform_balance
 
 Kind = LedgerAccount.Kind
 
@@ -25,13 +26,6 @@ class FinanceFigures:
     escrow: int
     payouts_pending: int
     buyers_hold: int  # every wallet together: what buyers and resellers may still spend
-
-
-def _platform(kind: str) -> int:
-    balance = LedgerAccount.objects.filter(kind=kind, user__isnull=True).values_list(
-        "balance", flat=True
-    )
-    return balance.first() or 0
 
 
 def finance_figures() -> FinanceFigures:
@@ -56,8 +50,8 @@ def finance_figures() -> FinanceFigures:
         withdrawals_waiting_amount=waiting["total"] or 0,
         paid_out_today=paid_out["total"] or 0,
         revenue_today=revenue["total"] or 0,
-        escrow=_platform(Kind.ESCROW),
-        payouts_pending=_platform(Kind.PAYOUTS_PENDING),
+        escrow=platform_balance(Kind.ESCROW),
+        payouts_pending=platform_balance(Kind.PAYOUTS_PENDING),
         buyers_hold=wallets["total"] or 0,
     )
 

@@ -72,6 +72,15 @@ def wallet_of(user: User | int) -> LedgerAccount:
     return account
 
 
+def platform_balance(kind: str) -> int:
+    """A platform account's balance (escrow, revenue, payouts-pending ...); 0 before its
+    first movement."""
+    balance = LedgerAccount.objects.filter(kind=kind, user__isnull=True).values_list(
+        "balance", flat=True
+    )
+    return balance.first() or 0
+
+
 def wallet_balance(user: User) -> int:
     balance = LedgerAccount.objects.filter(user=user).values_list("balance", flat=True).first()
     return balance or 0
@@ -411,11 +420,7 @@ def _money_in_and_out_differences() -> list[str]:
     """payouts-pending holds exactly the waiting withdrawals, and a top-up is credited
     (`topup:<id>`) exactly when it is paid."""
     problems = []
-    payouts = (
-        LedgerAccount.objects.filter(kind=Kind.PAYOUTS_PENDING, user__isnull=True)
-        .values_list("balance", flat=True)
-        .first()
-    ) or 0
+    payouts = platform_balance(Kind.PAYOUTS_PENDING)
     waiting = (
         Withdrawal.objects.filter(status=Withdrawal.Status.PENDING).aggregate(total=Sum("amount"))[
             "total"

@@ -172,10 +172,7 @@ class OrdersView(BuyerView):
                 f"status must be one of {', '.join(OrderStatus.values)}.",
                 fields={"status": ["Unknown status."]},
             )
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(orders_of(request.user, status), request, view=self)
-        assert page is not None  # CursorPage always has a page size, so it always pages
-        return paginator.get_paginated_response([order_data(o) for o in page])
+        return CursorPage.answer(orders_of(request.user, status), request, self, order_data)
 
 
 class OrderView(BuyerView):
@@ -295,10 +292,7 @@ class CallbacksView(BuyerView):
             order_id=None if order_id is None else int(order_id),
             status=status,
         )
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(deliveries, request, view=self)
-        assert page is not None  # CursorPage always has a page size, so it always pages
-        return paginator.get_paginated_response([delivery_data(d) for d in page])
+        return CursorPage.answer(deliveries, request, self, delivery_data)
 
 
 class CallbackResendView(BuyerView):

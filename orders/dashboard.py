@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ApiKey, User
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
-from billing.services import wallet_balance
+from billing.services import platform_balance, wallet_balance
 from modems.models import InboundSms, Modem
 from orders.models import OPEN_STATUSES, CallbackDelivery, Order, OrderStatus
 from orders.selectors import orders_of, services_catalogue
@@ -247,18 +247,13 @@ def staff_overview() -> StaffOverview:
     revenue = LedgerEntry.objects.filter(
         account__kind=LedgerAccount.Kind.REVENUE, created_at__gte=midnight
     ).aggregate(total=Sum("amount"))["total"]
-    escrow = (
-        LedgerAccount.objects.filter(kind=LedgerAccount.Kind.ESCROW)
-        .values_list("balance", flat=True)
-        .first()
-    )
     failed = CallbackDelivery.objects.filter(status=CallbackDelivery.Status.FAILED)
     return StaffOverview(
         orders_today=today.count(),
         completed_today=today.filter(completed_at__isnull=False).count(),
         revenue_today=revenue or 0,
         pending_orders=Order.objects.filter(status=OrderStatus.PENDING, expires_at__gt=now).count(),
-        escrow=escrow or 0,
+        escrow=platform_balance(LedgerAccount.Kind.ESCROW),
         modems_online=Modem.objects.online().count(),
         modems_total=Modem.objects.count(),
         callbacks_failed=failed.count(),

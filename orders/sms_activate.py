@@ -345,7 +345,8 @@ def get_numbers_status(request: KeyedRequest) -> HttpResponse:
     """`{"wa_0": 12}`: free numbers per service (the suffix: 0, no call forwarding)."""
     if not _our_country(request):
         return as_json({})
-    codes = _codes()
+    offers = service_offers()  # one read, for the codes and the carrier's stock alike
+    codes = {offer.application_id: offer.service_code for offer in offers}
     carrier = _carriers(request)[0]
     if carrier is None:
         counts = {
@@ -357,7 +358,7 @@ def get_numbers_status(request: KeyedRequest) -> HttpResponse:
         stock = free_modems.stock(timezone.now(), settings.MODEM_ONLINE_SECONDS, carrier)
         counts = {
             offer.application_id: sum(stock(offer.application_id, pool) for pool, _ in offer.prices)
-            for offer in service_offers()
+            for offer in offers
         }
     return as_json({f"{codes[app]}_0": count for app, count in counts.items() if app in codes})
 

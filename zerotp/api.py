@@ -4,7 +4,7 @@ schema pieces every view uses to document its errors."""
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from django.conf import settings
@@ -239,6 +239,16 @@ class CursorPage(pagination.CursorPagination):
 
     def get_paginated_response(self, data: list) -> Response:
         return Response({"results": data, "next": self.get_next_link()})
+
+    @classmethod
+    def answer(
+        cls, queryset: Any, request: Any, view: Any, render: Callable[[Any], Any]
+    ) -> Response:
+        """One page of the queryset, each row rendered: what every list endpoint answers."""
+        paginator = cls()
+        page: list[Any] | None = paginator.paginate_queryset(queryset, request, view=view)
+        assert page is not None  # CursorPage always has a page size, so it always pages
+        return paginator.get_paginated_response([render(row) for row in page])
 
     def get_paginated_response_schema(self, schema: dict) -> dict:
         return {

@@ -12,17 +12,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Sum
 
 from billing.models import LedgerAccount
-from billing.services import ledger_differences
+from billing.services import ledger_differences, platform_balance
 from orders.models import JobRun, Order, OrderStatus
 from orders.services import job_run_record
 
 
 def escrow_difference() -> str | None:
-    escrow = (
-        LedgerAccount.objects.filter(kind=LedgerAccount.Kind.ESCROW, user__isnull=True)
-        .values_list("balance", flat=True)
-        .first()
-    ) or 0
+    escrow = platform_balance(LedgerAccount.Kind.ESCROW)
     held = Order.objects.filter(status=OrderStatus.PENDING).aggregate(total=Sum("price"))["total"]
     held = held or 0
     if escrow != held:
