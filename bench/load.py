@@ -41,6 +41,9 @@ class Scenario:
     target: float | None  # the issue's minimum ratio to the baseline; None for the baseline
     step: Step  # (session, worker, iteration) -> None, or what went wrong
     twin: str | None = None  # the REST scenario this sms-activate one does the work of
+    connections: int | None = None  # None: the run's --connections
+    baseline: str = "balance"  # the scenario its ratio divides by, run at the same connections
+    at_least: str | None = None  # a scenario whose throughput this one's must reach
 
 
 @dataclass
@@ -140,6 +143,10 @@ def scenarios(fixture: Fixture) -> list[Scenario]:
     order_body = json.dumps({"application_id": fixture.order_app_id, "operator": "normal"})
     order_headers = [{**b, **json_headers} for b in buyers]
 
+    def one_key(worker: int) -> int:
+        """The one-key scenarios: every connection is the first bench buyer's bot."""
+        return 0
+
     async def balance(session: aiohttp.ClientSession, worker: int, i: int) -> str | None:
         async with session.get("/api/v1/balance", headers=buyer(worker)) as r:
             return (await _expect(r, 200, lambda d: "balance" in d))[0]
@@ -169,6 +176,12 @@ def scenarios(fixture: Fixture) -> list[Scenario]:
         cancel = f"/api/v1/orders/{data['order_id']}/cancel"
         async with session.post(cancel, headers=buyer(worker)) as r:
             return (await _expect(r, 200, lambda d: d["status"] == "cancelled"))[0]
+
+    async def one_key_balance(session: aiohttp.ClientSession, worker: int, i: int) -> str | None:
+        return await balance(session, one_key(worker), i)
+
+    async def one_key_cycle(session: aiohttp.ClientSession, worker: int, i: int) -> str | None:
+        return await order_cycle(session, one_key(worker), i)
 
     async def activation_cycle(session: aiohttp.ClientSession, worker: int, i: int) -> str | None:
         query = activation(worker, "getNumber", service=fixture.order_service)
@@ -223,6 +236,25 @@ def scenarios(fixture: Fixture) -> list[Scenario]:
             0.30,
             activation_cycle,
             twin="order_cycle",
+        ),
+        # One developer's bot: every connection orders with the same API key.
+        Scenario("one_key_balance", "GET /api/v1/balance, one API key", None, one_key_balance),
+        Scenario(
+            "one_key_cycle_3",
+            "POST /api/v1/orders + cancel, one API key, 3 connections",
+            None,
+            one_key_cycle,
+            connections=3,
+            baseline="one_key_balance",
+        ),
+        Scenario(
+            "one_key_cycle_16",
+            "POST /api/v1/orders + cancel, one API key, 16 connections",
+            0.30,
+            one_key_cycle,
+            connections=16,
+            baseline="one_key_balance",
+            at_least="one_key_cycle_3",
         ),
         Scenario("heartbeat", "POST /api/modem/heartbeat (1,000 modems)", 0.15, heartbeat),
         Scenario("sync", "POST /api/modem/sync (1,000 unchanged)", 0.10, sync),

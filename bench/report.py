@@ -116,6 +116,47 @@ def twins_hold(runs: list[DatabaseRun]) -> bool:
     return all(t.holds for run in runs for t in twin_ratios(run))
 
 
+@dataclass(frozen=True)
+class AtLeast:
+    """A scenario's throughput against another's it must reach (one key at 16 connections
+    against 3: more concurrency must not give less)."""
+
+    scenario: Row
+    other: Row
+
+    @property
+    def holds(self) -> bool:
+        return self.scenario.measurement.rate >= self.other.measurement.rate
+
+
+def at_leasts(run: DatabaseRun) -> list[AtLeast]:
+    found = []
+    for row in run.rows:
+        key = row.measurement.scenario.at_least
+        other = run.row(key) if key else None
+        if other is not None:
+            found.append(AtLeast(row, other))
+    return found
+
+
+def at_leasts_hold(runs: list[DatabaseRun]) -> bool:
+    return all(a.holds for run in runs for a in at_leasts(run))
+
+
+def own_baselines(run: DatabaseRun) -> list[str]:
+    """The rows whose ratio divides by a baseline other than the table's first line."""
+    lines = []
+    for row in run.rows:
+        scenario = row.measurement.scenario
+        if scenario.baseline != "balance":
+            around = row.around[0]
+            lines.append(
+                f"- {scenario.title}: ratio over {around.scenario.title} at the same "
+                f"connections, {around.rate:.0f} req/s (p50 {around.percentile(50):.1f} ms)"
+            )
+    return lines
+
+
 def _package(name: str) -> str:
     try:
         return version(name)
@@ -176,26 +217,26 @@ def table(run: DatabaseRun, small: DatabaseRun | None = None) -> list[str]:
     if small:
         head += " seeded / small (CPU) | within 1.5x |"
         rule += "---:|---|"
+    lines = [head, rule]
     base = run.baselines
-    rates = [m.rate for m in base]
-    pooled = [ms for m in base for ms in m.latencies_ms]
-    lines = [
-        head,
-        rule,
-        f"| {base[0].scenario.title} | {sum(rates) / len(rates):.0f} | "
-        f"{percentile(pooled, 50):.1f} | {percentile(pooled, 99):.1f} | "
-        f"{sum(m.errors for m in base)} | {sum(m.cpu_ms for m in base) / len(base):.2f} | "
-        f"{sum(m.others_cpu for m in base) / len(base):.0%} | 1.00 | 1.00 | | "
-        f"{len(base)} measurements, {min(rates):.0f}-{max(rates):.0f} req/s |"
-        + (" | |" if small else ""),
-    ]
+    if base:
+        rates = [m.rate for m in base]
+        pooled = [ms for m in base for ms in m.latencies_ms]
+        lines.append(
+            f"| {base[0].scenario.title} | {sum(rates) / len(rates):.0f} | "
+            f"{percentile(pooled, 50):.1f} | {percentile(pooled, 99):.1f} | "
+            f"{sum(m.errors for m in base)} | {sum(m.cpu_ms for m in base) / len(base):.2f} | "
+            f"{sum(m.others_cpu for m in base) / len(base):.0%} | 1.00 | 1.00 | | "
+            f"{len(base)} measurements, {min(rates):.0f}-{max(rates):.0f} req/s |"
+            + (" | |" if small else "")
+        )
     for row in run.rows:
         m = row.measurement
+        target = "" if m.scenario.target is None else f">= {m.scenario.target:.2f}"
         line = (
             f"| {m.scenario.title} | {m.rate:.1f} | {m.percentile(50):.1f} | "
             f"{m.percentile(99):.1f} | {_errors(row)} | {m.cpu_ms:.2f} | {m.others_cpu:.0%} | "
-            f"{row.ratio:.3f} | {row.cpu_ratio:.3f} | >= {m.scenario.target:.2f} | "
-            f"{_verdict(row)} |"
+            f"{row.ratio:.3f} | {row.cpu_ratio:.3f} | {target} | {_verdict(row)} |"
         )
         if small:
             value = spread(row, small)
@@ -237,6 +278,17 @@ def section(run: DatabaseRun, small: DatabaseRun | None = None) -> list[str]:
                 f"within {TWIN_LIMIT:.0%}: {'yes' if t.holds else '**no**'}"
                 for t in twins
             ),
+        ]
+    own = own_baselines(run)
+    if own:
+        lines += ["", "Scenarios with a baseline of their own:", "", *own]
+    for check in at_leasts(run):
+        mine, other = check.scenario.measurement, check.other.measurement
+        lines += [
+            "",
+            f"{mine.scenario.title}: {mine.rate:.1f}/s against {other.rate:.1f}/s "
+            f"for {other.scenario.title}; at least as many: "
+            f"{'yes' if check.holds else '**no**'}",
         ]
     notes = error_notes(run)
     if notes:

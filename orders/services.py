@@ -43,10 +43,14 @@ IDEMPOTENCY_WINDOW = timedelta(hours=24)
 SCAN_GUARD_WINDOW = timedelta(hours=24)
 SCAN_GUARD_RETRY_AFTER = 15 * 60
 DUPLICATE_SMS_WINDOW = timedelta(minutes=10)
-# How many modems one order creation tries when others win the race for them, and the
-# pause before the third, fourth ... try (0.05, 0.1, 0.15, 0.2 s: 0.5 s in all).
-MODEM_ATTEMPTS = 6
-MODEM_RETRY_PAUSE = 0.05
+# When every free modem an order picks is held by another transaction (a heartbeat holds
+# its whole batch until it commits, tens of milliseconds), the order's transaction picks
+# twice and then gives up its locks and waits these pauses in turn before trying again
+# (0.5 s in all): pausing rather than answering out_of_stock while the catalogue shows
+# stock, and never while holding the buyer's wallet, which the buyer's other orders and
+# cancels queue on.
+MODEM_PICKS = 2
+MODEM_RETRY_PAUSES = (0.05, 0.1, 0.15, 0.2)
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,39 @@ def order_create(
         order = placing.order_at_once(wanted, since=now - SCAN_GUARD_WINDOW)
         if order is not None:
             return OrderCreated(order)
+    for pause in (0, *MODEM_RETRY_PAUSES):
+        time.sleep(pause)
+        try:
+            return _order_in_transaction(wanted, buyer, idempotency)
+        except _ModemsTaken as taken:
+            busy = taken
+    raise _out_of_stock(operator, busy.name)
+
+
+class _ModemsTaken(Exception):
+    """Free modems exist, but other transactions held every one the order picked."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # the application's
+
+
+def _out_of_stock(operator: str, name: str) -> errors.OutOfStock:
+    return errors.OutOfStock(
+        f"No {operator} number is available for {name} right now; try again shortly "
+        "or another operator."
+    )
+
+
+def _order_in_transaction(
+    wanted: placing.OrderWanted, buyer: User, idempotency: Idempotency | None
+) -> OrderCreated:
+    """`order_create` as one transaction: the checks with the buyer's wallet locked, then the
+    order and its hold (and the idempotency key's answer)."""
+    application_id, operator, custom_user_id = (
+        wanted.application_id,
+        wanted.operator,
+        wanted.custom_user_id,
+    )
     with transaction.atomic():
         context = _order_context(wanted)
         _refuse_unless(context, wanted, ("priced", "enabled"))
@@ -220,29 +257,19 @@ def _order_on_free_modem(wanted: placing.OrderWanted, *, name: str, price: int) 
     skip-locked read cannot see: under READ COMMITTED, a modem whose order another
     transaction has just committed. Then the pick runs again, and sees that order."""
     hold_in_same_statement = writes_in_one_statement()
-    for attempt in range(MODEM_ATTEMPTS):
-        if attempt > 1:
-            # Free modems exist, but every pick found them held by another transaction:
-            # a heartbeat holds its whole batch of modems until it commits (tens of
-            # milliseconds). Pause rather than answer out_of_stock while the catalogue
-            # shows stock; pausing waits on no lock, so it adds no deadlock (only this
-            # buyer's other orders queue behind its wallet meanwhile).
-            time.sleep(MODEM_RETRY_PAUSE * (attempt - 1))
+    for _ in range(MODEM_PICKS):
         placed = placing.order_on_free_modem(
             wanted, price=price, hold_in_same_statement=hold_in_same_statement
         )
         if placed is None:
-            break
+            raise _out_of_stock(wanted.operator, name)
         if placed.order is not None:
             if not placed.price_held:
                 billing.hold(
                     reference=f"order:{placed.order.pk}:hold", buyer=wanted.buyer_id, amount=price
                 )
             return placed.order
-    raise errors.OutOfStock(
-        f"No {wanted.operator} number is available for {name} right now; try again shortly "
-        "or another operator."
-    )
+    raise _ModemsTaken(name)
 
 
 def _own_order(buyer: User, order_id: int) -> Order:

@@ -15,6 +15,8 @@ partial indexes depend on. A statement marked here must be such that one plan su
 its values, and its text must not change with the values (they go in as parameters).
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Self
@@ -39,6 +41,20 @@ def writes_in_one_statement() -> bool:
     SQLite always takes; ONE_STATEMENT_WRITES=false forces it on PostgreSQL too, so that
     the suite proves both paths there."""
     return on_postgresql() and settings.ONE_STATEMENT_WRITES
+
+
+@contextmanager
+def pipeline() -> Iterator[None]:
+    """Send the statements executed inside together, in one round trip (PostgreSQL's
+    pipeline mode). With no transaction around them they run as one transaction, which
+    ends at the sync the first fetch sends: a lock the first takes is held by the server
+    until the last has run, and never while the client is busy elsewhere. Each statement
+    still takes its own snapshot (READ COMMITTED), after the one before it has finished,
+    so a statement after a lock sees everything committed before the lock was granted."""
+    connection.ensure_connection()
+    assert connection.connection is not None
+    with connection.connection.pipeline():
+        yield
 
 
 # A value a statement's parameter may take: what Django's cursor adapts, as django-stubs'

@@ -14,7 +14,7 @@ from billing.models import LedgerAccount
 from orders.models import Application, ApplicationPrice, Order, OrderStatus
 from orders.statements.common import ORDER, PENDING, USED, as_stored, row_lock
 from orders.statements.free_modems import free_modems
-from zerotp.db import prepared
+from zerotp.db import pipeline, prepared
 
 _WALLETS = f"{LedgerAccount._meta.db_table} WHERE kind = '{LedgerAccount.Kind.WALLET}'"
 
@@ -92,12 +92,20 @@ def _check_params() -> dict[str, Any]:
     }
 
 
+# Locks the buyer's wallet (PostgreSQL; SQLite runs one writer at a time). A statement's
+# snapshot is taken before it waits for a lock, so what decides an order is read by the
+# statement after this one: counted in the locking statement, the buyer's orders that
+# committed while it waited would be missed (a burst of one key's orders then passed
+# MAX_ACTIVE_ORDERS: tests/orders/test_races.py).
+_LOCK_WALLET = f"SELECT 1 FROM {_WALLETS} AND user_id = %(buyer)s FOR UPDATE"
+
+
 @cache
-def _context_sql(scan_guard: bool, locking: str) -> str:
+def _context_sql(scan_guard: bool) -> str:
     source = (
         f"{Application._meta.db_table} a, {LedgerAccount._meta.db_table} w "
         f"WHERE a.id = %(application)s AND w.kind = '{LedgerAccount.Kind.WALLET}' "
-        f"AND w.user_id = %(buyer)s{locking}"
+        "AND w.user_id = %(buyer)s"
     )
     checks = ", ".join(check.sql for check in CHECKS)
     columns = ", ".join(_CONTEXT_COLUMNS)
@@ -113,10 +121,10 @@ def order_context(
     since: datetime,
     max_price: int | None = None,
 ) -> OrderContext | None:
-    """What deciding an order reads and which checks it passes, in one query that also
-    locks the buyer's wallet (one buyer's orders queue there, each seeing the others'
-    holds). None when the application or the buyer's wallet does not exist."""
-    sql = _context_sql(settings.SCAN_GUARD, row_lock("FOR UPDATE OF w"))
+    """What deciding an order reads and which checks it passes, once the buyer's wallet is
+    locked (one buyer's orders queue there, each seeing the others' holds). None when the
+    application or the buyer's wallet does not exist."""
+    sql = _context_sql(settings.SCAN_GUARD)
     params = _check_params() | {
         "buyer": buyer_id,
         "application": application_id,
@@ -126,6 +134,8 @@ def order_context(
         "max_price": max_price,
     }
     with connection.cursor() as cursor:
+        if connection.features.has_select_for_update:
+            cursor.execute(prepared(_LOCK_WALLET), {"buyer": buyer_id})
         cursor.execute(prepared(sql), params)
         row = cursor.fetchone()
     if row is None:
@@ -284,22 +294,19 @@ def order_on_free_modem(
 
 # The order made in one statement, with no transaction around it (PostgreSQL): what
 # `order_context`, `order_on_free_modem` and the hold do in a transaction, for the order
-# that succeeds. The wallet `w` is locked first; its version as this statement's snapshot
-# saw it (`seen`) must be the version locked: no money moved on it since the snapshot was
-# taken, so every order of the buyer that moved money is in the snapshot and the pending
-# count read from it is exact. Anything else (the wallet changed meanwhile, or a check
-# fails) writes nothing: the service then runs the transaction, which says which error.
+# that succeeds. It runs right after `_LOCK_WALLET`, pipelined with it (one round trip, one
+# transaction): its snapshot is taken once the buyer's wallet is locked, so every order of
+# the buyer that moved money is in it and the pending count read from it is exact, however
+# many of the buyer's orders queued on the wallet meanwhile. A check that fails writes
+# nothing: the service then runs the transaction, which says which error.
+
+
 @cache
 def _at_once_sql(operator: str, online_seconds: int, by_carrier: bool, scan_guard: bool) -> str:
-    source = (
-        f"{Application._meta.db_table} a, w, seen "
-        "WHERE a.id = %(application)s AND w.version = seen.version"
-    )
+    source = f"{Application._meta.db_table} a, w WHERE a.id = %(application)s"
     checks = " AND ".join(check.sql for check in CHECKS)
-    leading = f"""seen AS (
-    SELECT xmin AS version FROM {_WALLETS} AND user_id = %(buyer)s
-), w AS (
-    SELECT xmin AS version, balance FROM {_WALLETS} AND user_id = %(buyer)s FOR UPDATE
+    leading = f"""w AS (
+    SELECT balance FROM {_WALLETS} AND user_id = %(buyer)s
 ), decided AS (
     SELECT price FROM ({_context(source, scan_guard)}) AS context WHERE {checks}
 )"""
@@ -316,8 +323,9 @@ def _at_once_sql(operator: str, online_seconds: int, by_carrier: bool, scan_guar
 
 
 def order_at_once(wanted: OrderWanted, *, since: datetime) -> Order | None:
-    """The new order, its price held, in one statement (PostgreSQL only); None if this
-    statement could not decide it alone, having written nothing."""
+    """The new order, its price held, in one statement after the wallet's lock, both sent
+    at once (PostgreSQL only); None if this statement could not decide it alone, having
+    written nothing."""
     sql = _at_once_sql(
         wanted.operator,
         settings.MODEM_ONLINE_SECONDS,
@@ -326,7 +334,9 @@ def order_at_once(wanted: OrderWanted, *, since: datetime) -> Order | None:
     )
     movement = billing.hold_for(_PLACED, wanted.buyer_id)
     params = movement.params | wanted.params() | _check_params() | {"since": as_stored(since)}
-    row = movement.run(sql, params)
+    with pipeline(), connection.cursor() as cursor:
+        cursor.execute(prepared(_LOCK_WALLET), {"buyer": wanted.buyer_id})
+        row = movement.run(sql, params)
     if row is None or row[0] is None:
         return None
     return wanted.order(row)

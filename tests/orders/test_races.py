@@ -7,6 +7,7 @@ exactly as under gunicorn. The autouse ledger check runs after each test."""
 import random
 import time
 from collections import Counter
+from typing import Any
 
 import pytest
 from django.test import override_settings
@@ -15,6 +16,7 @@ from rest_framework.test import APIClient
 from billing.models import LedgerAccount, LedgerTransaction
 from billing.services import wallet_balance
 from modems.models import InboundSms
+from orders import services
 from orders.models import Order, OrderStatus
 from orders.services import sms_receive
 from tests.concurrency import run_at_once
@@ -79,6 +81,50 @@ def test_one_buyer_racing_for_five_modems_also_gets_five_distinct_modems() -> No
     assert Counter(status for status, _ in results) == {201: 5, 409: 15}
     assert Order.objects.values("modem").distinct().count() == 5
     assert wallet_balance(buyer.user) == 100_000 - 5 * 2000
+
+
+@override_settings(MAX_ACTIVE_ORDERS=5)
+def test_one_key_ordering_on_sixteen_connections_gets_exactly_the_active_order_limit() -> None:
+    app = ApplicationFactory(prices={"normal": 1000})
+    agent = make_agent()
+    ModemFactory.create_batch(40, reseller=agent.user)
+    buyer = make_buyer(balance=100_000)
+
+    results = run_at_once([lambda: post_order(buyer.key, {"application_id": app.pk})] * 16)
+
+    assert Counter(status for status, _ in results) == {201: 5, 429: 11}
+    assert {body["error"]["code"] for status, body in results if status == 429} == {
+        "too_many_active_orders"
+    }
+    assert wallet_balance(buyer.user) == 100_000 - 5 * 1000
+
+
+@pytest.mark.one_statement(why="counts the orders the one-statement path left to the transaction")
+@override_settings(MAX_ACTIVE_ORDERS=100)
+def test_one_keys_concurrent_orders_all_take_the_one_statement_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The orders of one buyer queue on its wallet; each decides once it holds the lock,
+    on a snapshot taken after it, so none is left to the slower transaction (which would
+    hold the wallet across several round trips: the one-key convoy)."""
+    app = ApplicationFactory(prices={"normal": 1000})
+    agent = make_agent()
+    ModemFactory.create_batch(40, reseller=agent.user)
+    buyer = make_buyer(balance=100_000)
+    transactions = Counter[str]()
+    decide = services._order_context
+
+    def counted(wanted: Any) -> Any:
+        transactions["order"] += 1
+        return decide(wanted)
+
+    monkeypatch.setattr(services, "_order_context", counted)
+
+    results = run_at_once([lambda: post_order(buyer.key, {"application_id": app.pk})] * 16)
+
+    assert Counter(status for status, _ in results) == {201: 16}
+    assert transactions["order"] == 0
+    assert wallet_balance(buyer.user) == 100_000 - 16 * 1000
 
 
 def test_cancel_racing_an_sms_ends_one_way_only_in_fifty_trials() -> None:
