@@ -68,6 +68,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     sizes.add_argument("--apps", type=int, default=50, help="applications (both databases)")
     sizes.add_argument("--orders", type=int, default=1_000_000, help="historical orders")
     sizes.add_argument("--buyers", type=int, default=10_000)
+    sizes.add_argument(
+        "--scale",
+        type=int,
+        default=1,
+        help="multiply the seeded database's resellers, modems, orders and buyers (10: "
+        "10,000 resellers, 1,000,000 modems, 10,000,000 orders); the report then goes to "
+        "docs/PERFORMANCE-SCALE<n>.md unless --output says otherwise",
+    )
     load = parser.add_argument_group("load")
     load.add_argument("--duration", type=float, default=10.0, help="seconds measured")
     load.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
@@ -108,18 +116,22 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="the database on 127.0.0.1:5432 (user postgres) that the bench drops and creates",
     )
     parser.add_argument(
-        "--output",
-        type=Path,
-        default=ROOT / "docs" / "PERFORMANCE.md",
-        help="where the tables go (default docs/PERFORMANCE.md)",
+        "--output", type=Path, help="where the tables go (default docs/PERFORMANCE.md)"
     )
     parser.add_argument(
         "--explain-output",
         type=Path,
-        default=ROOT / "docs" / "PERFORMANCE-EXPLAIN.md",
         help="where the plans go (default docs/PERFORMANCE-EXPLAIN.md)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.scale < 1:
+        parser.error("--scale must be 1 or more")
+    for size in ("resellers", "modems", "orders", "buyers"):
+        setattr(args, size, getattr(args, size) * args.scale)
+    name = "PERFORMANCE" if args.scale == 1 else f"PERFORMANCE-SCALE{args.scale}"
+    args.output = args.output or ROOT / "docs" / f"{name}.md"
+    args.explain_output = args.explain_output or ROOT / "docs" / f"{name}-EXPLAIN.md"
+    return args
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from accounts.keys import AGENT_KEY_PREFIX, API_KEY_PREFIX, key_digest
+from accounts.keys import AGENT_KEY_PREFIX, API_KEY_PREFIX, key_digest, new_callback_secret
 from bench.db import Database
 from modems.carriers import carrier_of
 
@@ -57,7 +57,7 @@ KEY_COLUMNS = ("id", "user_id", "kind", "prefix", "last4", "digest", "created_at
 ACCOUNT_COLUMNS = ("id", "kind", "user_id", "balance", "created_at")
 MODEM_COLUMNS = (
     "id", "reseller_id", "uid", "phone_number", "provider", "carrier", "signal", "mapping",
-    "can_order", "disabled", "last_heartbeat_at", "created_at", "updated_at",
+    "can_order", "disabled", "last_heartbeat_at", "online", "created_at", "updated_at",
 )  # fmt: skip
 ORDER_COLUMNS = (
     "id", "buyer_id", "application_id", "operator", "modem_id", "reseller_id", "phone_number",
@@ -459,7 +459,7 @@ class Seeder:
             for u in range(s.buyers + s.resellers):
                 reseller = u >= s.buyers
                 email = f"reseller{u - s.buyers}" if reseller else f"buyer{u}"
-                secret = "whsec_" + secrets.token_urlsafe(24)
+                secret = new_callback_secret()
                 users.lines.append(
                     f"{self.user_id(u)}\t!bench\t\\N\tf\t{email}@bench.zerotp.local\tt\tf\t"
                     f"{'t' if reseller else 'f'}\t{joined}\t\tt\t{secret}\t\t\\N\n"
@@ -507,7 +507,8 @@ class Seeder:
             stream.lines.append(
                 f"{self.modem0 + g}\t{self.reseller_user(reseller)}\t{uid}\t{phone}\t"
                 f"{provider}\t{CARRIERS[provider]}\t{signal}\t{OPERATORS[mapping]}\t"
-                f"{'t' if can_order else 'f'}\tf\t{self.clock(seen)}\t{joined}\t{joined}\n"
+                f"{'t' if can_order else 'f'}\tf\t{self.clock(seen)}\t"
+                f"{'t' if seen == self.now else 'f'}\t{joined}\t{joined}\n"
             )
             if len(stream.lines) >= 20000:
                 stream.flush()

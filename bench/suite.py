@@ -8,11 +8,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import load, report
+from bench import load, report, time_to_otp
 from bench.cpu import CpuMeter, usage
 from bench.db import Database
+from bench.load import Measurement
 from bench.project import ROOT, CommandFailed, manage, run
-from bench.report import DatabaseRun, Row
+from bench.report import AtLeast, DatabaseRun, Row
 from bench.seed import (
     BATCH,
     PENDING_PER_BUYER,
@@ -23,7 +24,7 @@ from bench.seed import (
     ledger_check_code,
     seed,
 )
-from bench.server import WORKERS, gunicorn, production_env
+from bench.server import WORKERS, Server, gunicorn, production_env
 
 # What the figures rest on; kept here so that every run writes it next to them.
 HOW_THE_HOT_PATHS_RUN = [
@@ -41,16 +42,22 @@ HOW_THE_HOT_PATHS_RUN = [
     "batch.",
     "- **Sync**: one unlocked read of `(uid, fields)` tuples; a batch that changes nothing "
     "writes nothing.",
-    "- **Order create**: on PostgreSQL one statement with no transaction around it locks "
-    "the wallet, checks that no money moved on it since the statement's snapshot (so the "
-    "pending count read from that snapshot is exact), passes the order's checks "
-    "(`orders/statements/placing.CHECKS`: price, enabled, limit, scan guard, balance), "
-    "puts the order on the first free modem (`FOR UPDATE SKIP LOCKED`, "
+    "- **Order create**: on PostgreSQL two statements sent together (psycopg's pipeline "
+    "mode: one round trip, one transaction the server commits as soon as both have run): "
+    "the first locks the buyer's wallet, the second, whose snapshot is therefore taken "
+    "once the lock is held and sees every order of the buyer that moved money, passes "
+    "the order's checks (`orders/statements/placing.CHECKS`: price, enabled, limit, scan "
+    "guard, balance), puts the order on the first free modem (`FOR UPDATE SKIP LOCKED`, "
     "`ON CONFLICT DO NOTHING`) and books the hold through data-modifying CTEs whose legs "
-    "run in lock order. Anything it cannot decide alone (an error, a race) writes nothing "
-    "and goes to the transaction that SQLite always uses (and PostgreSQL with "
-    "`ONE_STATEMENT_WRITES=false`): one query for the same context and checks that locks "
-    "the wallet, then the order and the hold.",
+    "run in lock order. One buyer's orders thus queue on the wallet for one statement "
+    "each, never across a round trip to the client (the one-key scenarios). Anything it "
+    "cannot decide alone (an error, a race) writes nothing and goes to the transaction "
+    "that SQLite always uses (and PostgreSQL with `ONE_STATEMENT_WRITES=false`): the "
+    "wallet lock, then one query for the same context and checks, then the order and the "
+    "hold; when other transactions hold every free modem it picks, it gives up its locks "
+    "and pauses before trying again. The pick walks the orderable index, which keeps to "
+    "modems marked online (heartbeats set the mark, a job clears it a minute after they "
+    "stop), so it never steps over modems whose agent went silent.",
     "- **Cancel**: one statement marks the order cancelled and books the refund; it checks "
     "its own ledger outcome and raises if the refund could not be booked, so it needs no "
     "transaction around it and holds the escrow row for that statement only.",
@@ -88,6 +95,7 @@ HOW_THE_HOT_PATHS_RUN = [
 BENCH_BUYERS_PER_CONNECTION = 4
 MIN_BENCH_RESELLERS = 32
 STATUS_ORDERS = 1000
+TIME_TO_OTP = "time_to_otp"  # selectable with --scenarios, like a scenario
 
 
 def shown(path: Path) -> str:
@@ -143,7 +151,7 @@ class Suite:
     def run(self) -> int:
         names = ["small"] if self.args.small else ["seeded"] if self.args.seeded else []
         names = names or ["small", "seeded"]
-        known = {s.key for s in load.scenarios(Fixture.empty())}
+        known = {s.key for s in load.scenarios(Fixture.empty())} | {TIME_TO_OTP}
         if self.selected - known:
             self.log(f"unknown scenarios {sorted(self.selected - known)}; known: {sorted(known)}")
             return 2
@@ -192,7 +200,6 @@ class Suite:
     def measure(
         self, name: str, sizes: Sizes, seeded: SeedReport, env: dict[str, str]
     ) -> DatabaseRun:
-        a = self.args
         scenarios = {s.key: s for s in load.scenarios(seeded.fixture)}
         baselines = {s.baseline for s in scenarios.values()}
         chosen = [
@@ -203,66 +210,100 @@ class Suite:
         total = sum(seeded.seconds.values())
         steps = "; ".join(f"{step} {seconds:.1f} s" for step, seconds in seeded.seconds.items())
         seeding = f"Seeded with COPY in {total:.1f} s ({steps})."
-        with gunicorn(env, self.workdir / f"gunicorn-{name}.log") as server:
-            self.log(f"gunicorn answers on {server.url}; measuring")
-            meter = CpuMeter(self.db, os.getpid(), server.pid)
-
-            warmed: set[str] = set()
-
-            def measure(
-                scenario: load.Scenario, duration: float, connections: int
-            ) -> load.Measurement:
-                # The full warm-up the first time a scenario runs, a short one after.
-                warmup = a.warmup if scenario.key not in warmed else min(a.warmup, 0.5)
-                warmed.add(scenario.key)
-                before = meter.snapshot()
-                m = load.measure(
-                    scenario,
-                    server.url,
-                    connections=connections,
-                    warmup=warmup,
-                    duration=duration,
-                )
-                used = usage(before, meter.snapshot())
-                m.others_cpu = used.others_share
-                each = 1000 / m.iterations if m.iterations else 0.0
-                m.cpu_ms = used.ours_seconds * each
-                split = ", ".join(
-                    f"{role} {seconds * each:.2f}" for role, seconds in sorted(used.by_role.items())
-                )
-                self.log(
-                    f"  {scenario.title}: {m.rate:.1f}/s, p50 {m.percentile(50):.1f} ms, "
-                    f"p99 {m.percentile(99):.1f} ms, {m.errors} errors, "
-                    f"{m.cpu_ms:.2f} CPU ms each ({split}), others' CPU {m.others_cpu:.0%}"
-                )
-                return m
-
-            db_run = DatabaseRun(name, self.describe_sizes(sizes), seeding, [])
-            for scenario in chosen:
-                # The baseline and the scenario in alternating windows, so that the
-                # machine's speed, which drifts by a third over tens of seconds here, moves
-                # both figures of the ratio alike.
-                # Its own baseline at its own connections (the one-key scenarios: the same
-                # key's balance, at 3 or 16).
-                baseline = scenarios[scenario.baseline]
-                connections = scenario.connections or a.connections
-                rounds: dict[str, list[load.Measurement]] = {"baseline": [], "scenario": []}
-                for _ in range(a.rounds):
-                    window = a.duration / a.rounds
-                    rounds["baseline"].append(measure(baseline, window, connections))
-                    rounds["scenario"].append(measure(scenario, window, connections))
-                around = load.merged(rounds["baseline"])
-                measured = load.merged(rounds["scenario"])
-                self.log(
-                    f"  => {scenario.title}: {measured.rate:.1f}/s against the baseline's "
-                    f"{around.rate:.1f}/s, {measured.cpu_ms:.2f} against {around.cpu_ms:.2f} "
-                    "CPU ms"
-                )
-                if baseline.key == "balance" and connections == a.connections:
-                    db_run.baselines.append(around)
-                db_run.rows.append(Row(measured, (around, around)))
-                self.db.settle()
+        db_run = DatabaseRun(name, self.describe_sizes(sizes), seeding, [])
+        # The scenarios that need settings of their own (the uncached catalogue) get a
+        # server of their own, after the others; the time to OTP runs last on the first.
+        groups: dict[tuple[tuple[str, str], ...], list[load.Scenario]] = {}
+        for scenario in chosen:
+            groups.setdefault(tuple(sorted(scenario.server_env.items())), []).append(scenario)
+        if not groups and self.wants(TIME_TO_OTP):
+            groups[()] = []
+        for index, (overrides, group) in enumerate(sorted(groups.items())):
+            log_name = f"gunicorn-{name}{'-' + str(index) if index else ''}.log"
+            with gunicorn(env | dict(overrides), self.workdir / log_name) as server:
+                shown_env = ", ".join(f"{k}={v}" for k, v in overrides) or "the bench's settings"
+                self.log(f"gunicorn answers on {server.url} ({shown_env}); measuring")
+                self.measure_on(server, scenarios, group, db_run)
+                if not overrides and self.wants(TIME_TO_OTP):
+                    db_run.time_to_otp = time_to_otp.measure(
+                        server.url,
+                        seeded.fixture,
+                        env,
+                        self.workdir,
+                        self.log,
+                        connections=self.args.connections,
+                    )
+                    self.db.settle()
         return db_run
+
+    def wants(self, key: str) -> bool:
+        return not self.selected or key in self.selected
+
+    def measure_on(
+        self,
+        server: Server,
+        scenarios: dict[str, load.Scenario],
+        chosen: list[load.Scenario],
+        db_run: DatabaseRun,
+    ) -> None:
+        a = self.args
+        meter = CpuMeter(self.db, os.getpid(), server.pid)
+        warmed: set[str] = set()
+
+        def measure(scenario: load.Scenario, duration: float) -> load.Measurement:
+            # The full warm-up the first time a scenario runs, a short one after.
+            warmup = a.warmup if scenario.key not in warmed else min(a.warmup, 0.5)
+            warmed.add(scenario.key)
+            before = meter.snapshot()
+            m = load.measure(
+                scenario,
+                server.url,
+                connections=scenario.connections or a.connections,
+                warmup=warmup,
+                duration=duration,
+            )
+            used = usage(before, meter.snapshot())
+            m.others_cpu = used.others_share
+            each = 1000 / m.iterations if m.iterations else 0.0
+            m.cpu_ms = used.ours_seconds * each
+            split = ", ".join(
+                f"{role} {seconds * each:.2f}" for role, seconds in sorted(used.by_role.items())
+            )
+            self.log(
+                f"  {scenario.title}: {m.rate:.1f}/s, p50 {m.percentile(50):.1f} ms, "
+                f"p99 {m.percentile(99):.1f} ms, {m.errors} errors, "
+                f"{m.cpu_ms:.2f} CPU ms each ({split}), others' CPU {m.others_cpu:.0%}"
+            )
+            return m
+
+        def alternating(first: load.Scenario, second: load.Scenario) -> tuple[Measurement, ...]:
+            """The two in alternating windows, so that the machine's speed, which drifts by
+            a third over tens of seconds here, moves both figures alike."""
+            rounds: tuple[list[Measurement], list[Measurement]] = ([], [])
+            for _ in range(a.rounds):
+                rounds[0].append(measure(first, a.duration / a.rounds))
+                rounds[1].append(measure(second, a.duration / a.rounds))
+            self.db.settle()
+            return load.merged(rounds[0]), load.merged(rounds[1])
+
+        for scenario in chosen:
+            # Against its own baseline, at its own connections (the one-key scenarios: the
+            # same key's balance, at 3 or 16).
+            baseline = scenarios[scenario.baseline].at(scenario.connections)
+            around, measured = alternating(baseline, scenario)
+            self.log(
+                f"  => {scenario.title}: {measured.rate:.1f}/s against the baseline's "
+                f"{around.rate:.1f}/s, {measured.cpu_ms:.2f} against {around.cpu_ms:.2f} "
+                "CPU ms"
+            )
+            if baseline.key == "balance" and not scenario.connections and not scenario.server_env:
+                db_run.baselines.append(around)
+            db_run.rows.append(Row(measured, (around, around)))
+        for scenario in chosen:
+            other = next((s for s in chosen if s.key == scenario.at_least), None)
+            if other is not None:
+                measured_other, measured = alternating(other, scenario)
+                db_run.at_leasts.append(AtLeast(measured, measured_other))
 
     def explain(self, name: str, env: dict[str, str], fixture_path: Path) -> str:
         self.log(f"EXPLAIN ANALYZE of every query of each scenario on the {name} database")
@@ -351,6 +392,9 @@ class Suite:
             "",
             "- `GET /api/v1/balance`: the baseline; bench buyers' API keys in turn.",
             "- `GET /api/v1/services`: the public catalogue with stock per operator.",
+            "- `GET /api/v1/services`, uncached: the same on a server of its own with "
+            "`CATALOGUE_CACHE_SECONDS=0`, so every request computes the stock; its seeded / "
+            "small spread must stay within 1.2x (the history must cost it nothing).",
             "- `GET /api/v1/orders/{id}`: a finished order with one SMS, the buyer's own.",
             "- `GET /stubs/handler_api.php` getStatus: the same orders through the "
             "sms-activate protocol (`?api_key=...&action=getStatus&id=...`); the answer must "
@@ -362,6 +406,11 @@ class Suite:
             "application's service code (`ACCESS_NUMBER:<id>:<phone>`, then "
             "`ACCESS_CANCEL`); getNumber takes the cheapest pool with stock, the same normal "
             "pool.",
+            "- One API key: the order + cancel above with every connection using the first "
+            "bench buyer's key (one developer's bot), at 3 and at 16 connections, each against "
+            "`GET /api/v1/balance` with the same key at the same connections; then the two in "
+            "windows alternating with each other, as 16 connections must give at least the "
+            "throughput of 3.",
             "- heartbeat: 1,000 modems of one reseller per request; each connection has its own "
             "reseller, so concurrent batches do not lock the same rows.",
             "- sync: the same 1,000 modems exactly as stored; the answer must say 0 created, "

@@ -23,7 +23,7 @@ from django.utils import timezone
 from accounts.models import User
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction, TopUp, Withdrawal
 from zerotp import errors
-from zerotp.db import SqlValue, prepared, writes_in_one_statement
+from zerotp.db import SqlValue, pipeline, prepared, writes_in_one_statement
 
 Kind = LedgerAccount.Kind
 TxKind = LedgerTransaction.Kind
@@ -217,12 +217,26 @@ class Movement:
             f"SELECT {row.cte}.*, {check} FROM (SELECT 1) AS one LEFT JOIN {row.cte} ON true"
         )
 
-    def run(self, sql: str, params: dict[str, SqlValue]) -> tuple:
+    def run(
+        self,
+        sql: str,
+        params: dict[str, SqlValue],
+        *,
+        first: tuple[str, dict[str, SqlValue]] | None = None,
+    ) -> tuple:
         """Run `statement`'s SQL; the row it selects. AlreadyBooked for a reference taken,
-        InsufficientBalance for a debit refused: the statement has then changed nothing."""
+        InsufficientBalance for a debit refused: the statement has then changed nothing.
+        `first`: a statement to run just before it, sent with it in one round trip and one
+        transaction, which ends as soon as the server has run both (an order's wallet
+        lock: zerotp.db.pipeline)."""
         try:
             with connection.cursor() as cursor:
-                cursor.execute(prepared(sql), params)
+                if first is None:
+                    cursor.execute(prepared(sql), params)
+                else:
+                    with pipeline():  # its end sends the sync: the commit needs no reply
+                        cursor.execute(prepared(first[0]), first[1])
+                        cursor.execute(prepared(sql), params)
                 return cursor.fetchone()
         except DatabaseError as exc:
             state = getattr(exc.__cause__, "sqlstate", None)

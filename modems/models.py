@@ -40,6 +40,11 @@ class Modem(models.Model):
     can_order = models.BooleanField(default=True)
     disabled = models.BooleanField(default=False, help_text="Set by staff: never handed out.")
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Set by every heartbeat, cleared by a job a minute after the heartbeats stop
+    # (modems.services.modems_mark_offline): what the order pick's index is kept to, so it
+    # never walks modems whose agent went silent. Whether a modem is online right now is
+    # still its last heartbeat's age (`is_online`), which the pick checks too.
+    online = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -62,9 +67,13 @@ class Modem(models.Model):
             # Not on last_heartbeat_at: a heartbeat rewrites that column on a thousand rows
             # every few seconds, and a column in no index lets PostgreSQL update the rows
             # in place (HOT: no index entries written; see the migration's fillfactor).
+            # `online` is in the condition, but a heartbeat leaves it as it was (true) but
+            # for a modem coming back, so its updates stay in place too.
             models.Index(
                 fields=["mapping", "id"],
-                condition=models.Q(can_order=True, disabled=False, phone_number__isnull=False),
+                condition=models.Q(
+                    online=True, can_order=True, disabled=False, phone_number__isnull=False
+                ),
                 name="modems_orderable_idx",
             ),
         ]

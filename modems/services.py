@@ -2,9 +2,12 @@
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -284,6 +287,7 @@ def _reseller_batch_lock(reseller: User) -> None:
 _HEARTBEAT_POSTGRES = """
 UPDATE modems_modem AS m
 SET last_heartbeat_at = %(now)s,
+    online = true,
     signal = COALESCE(v.signal, m.signal),
     can_order = COALESCE(v.can_order, m.can_order)
 FROM json_to_recordset(%(rows)s::json) AS v(uid text, signal int, can_order bool)
@@ -294,6 +298,7 @@ RETURNING m.uid
 _HEARTBEAT_SQLITE = """
 UPDATE modems_modem
 SET last_heartbeat_at = %s,
+    online = 1,
     signal = COALESCE(v.signal, modems_modem.signal),
     can_order = COALESCE(v.can_order, modems_modem.can_order)
 FROM (
@@ -332,3 +337,12 @@ def modems_heartbeat(*, reseller: User, items: list[HeartbeatItem]) -> tuple[int
             cursor.execute(_HEARTBEAT_SQLITE, [stamp, payload, reseller.pk])
         seen = {row[0] for row in cursor.fetchall()}
     return len(seen), [uid for uid in latest if uid not in seen]
+
+
+def modems_mark_offline(*, now: datetime | None = None) -> int:
+    """Clear `online` on the modems whose last heartbeat is older than
+    MODEM_ONLINE_SECONDS (scheduled every minute): the order pick's index then skips them.
+    Returns how many were marked."""
+    since = (now or timezone.now()) - timedelta(seconds=settings.MODEM_ONLINE_SECONDS)
+    silent = Q(last_heartbeat_at__lt=since) | Q(last_heartbeat_at__isnull=True)
+    return Modem.objects.filter(silent, online=True).update(online=False)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import factory
+from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import User
@@ -83,6 +84,13 @@ class ModemFactory(factory.django.DjangoModelFactory):
     mapping = "normal"
     can_order = True
     last_heartbeat_at = factory.LazyFunction(timezone.now)
+    # As heartbeats and the offline job leave it.
+    online = factory.LazyAttribute(
+        lambda modem: (
+            modem.last_heartbeat_at is not None
+            and modem.last_heartbeat_at >= offline_since(settings.MODEM_ONLINE_SECONDS)
+        )
+    )
 
 
 def offline_since(seconds: int) -> Any:

@@ -45,12 +45,13 @@ def writes_in_one_statement() -> bool:
 
 @contextmanager
 def pipeline() -> Iterator[None]:
-    """Send the statements executed inside together, in one round trip (PostgreSQL's
-    pipeline mode). With no transaction around them they run as one transaction, which
-    ends at the sync the first fetch sends: a lock the first takes is held by the server
-    until the last has run, and never while the client is busy elsewhere. Each statement
-    still takes its own snapshot (READ COMMITTED), after the one before it has finished,
-    so a statement after a lock sees everything committed before the lock was granted."""
+    """Send the statements executed inside one after the other without waiting for their
+    results (PostgreSQL's pipeline mode), and a sync at the end of the block. With no
+    transaction around them they run as one transaction, which the server commits on the
+    sync: a lock the first takes is held until the last has run, not while the client
+    reads results. Each statement still takes its own snapshot (READ COMMITTED) once the
+    one before it has finished, so a statement after a lock sees everything committed
+    before the lock was granted. Results are read after the block."""
     connection.ensure_connection()
     assert connection.connection is not None
     with connection.connection.pipeline():

@@ -231,7 +231,13 @@ Q_CLUSTER: dict[str, Any] = {
     "max_attempts": 3,
     "catch_up": False,
     "ack_failures": True,
-    "save_limit": 1000,
+    # Successes are not stored: pruning the kept ones cost the monitor a thousand-row lock
+    # per job, and it fell so far behind that callbacks waited seconds for a worker
+    # (docs/DEPLOY.md); failures are stored, and the zerotp.job log records every job.
+    "save_limit": -1,
+    # The database broker looks for new jobs this often (django-q's default 0.2 s alone
+    # put a callback's first attempt up to 200 ms late); Redis is told of jobs at once.
+    "poll": 0.02,
     "label": "Job queue",
     **_Q_BROKER,
 }

@@ -58,10 +58,12 @@ BLOCKING = (
 
 
 def orderable(modem: str, online_since: str) -> str:
-    """The conditions on the modem alone, whatever the application and operator."""
+    """The conditions on the modem alone, whatever the application and operator: those of
+    the orderable index (`online` included, so silent modems are not walked), and the
+    heartbeat's age, which is exact where `online` may lag by a minute."""
     return (
-        f"{modem}.can_order AND NOT {modem}.disabled AND {modem}.phone_number IS NOT NULL "
-        f"AND {modem}.last_heartbeat_at >= {online_since}"
+        f"{modem}.online AND {modem}.can_order AND NOT {modem}.disabled "
+        f"AND {modem}.phone_number IS NOT NULL AND {modem}.last_heartbeat_at >= {online_since}"
     )
 
 

@@ -14,7 +14,7 @@ from billing.models import LedgerAccount
 from orders.models import Application, ApplicationPrice, Order, OrderStatus
 from orders.statements.common import ORDER, PENDING, USED, as_stored, row_lock
 from orders.statements.free_modems import free_modems
-from zerotp.db import pipeline, prepared
+from zerotp.db import prepared
 
 _WALLETS = f"{LedgerAccount._meta.db_table} WHERE kind = '{LedgerAccount.Kind.WALLET}'"
 
@@ -334,9 +334,7 @@ def order_at_once(wanted: OrderWanted, *, since: datetime) -> Order | None:
     )
     movement = billing.hold_for(_PLACED, wanted.buyer_id)
     params = movement.params | wanted.params() | _check_params() | {"since": as_stored(since)}
-    with pipeline(), connection.cursor() as cursor:
-        cursor.execute(prepared(_LOCK_WALLET), {"buyer": wanted.buyer_id})
-        row = movement.run(sql, params)
+    row = movement.run(sql, params, first=(_LOCK_WALLET, {"buyer": wanted.buyer_id}))
     if row is None or row[0] is None:
         return None
     return wanted.order(row)
