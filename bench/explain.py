@@ -4,8 +4,9 @@ Runs inside Django (`manage.py shell`, see `bench.run`): each scenario's request
 through the test client (the real URLs, views and services) inside one transaction that
 is rolled back at the end, under CaptureQueriesContext. Each captured SELECT, UPDATE or
 DELETE is then run again as EXPLAIN (ANALYZE, BUFFERS) in a savepoint that is rolled
-back too, so the database is left as the seed made it. The SQL therefore follows the
-application code as it changes: nothing here restates a query.
+back too, so the database is left as the seed made it (the half-offline case commits
+its change, as the offline job would, and puts every modem back after). The SQL therefore
+follows the application code as it changes: nothing here restates a query.
 """
 
 import os
@@ -150,6 +151,58 @@ def collect(fixture_path: Path) -> tuple[list[ScenarioPlans], dict[str, int]]:
     return results, big
 
 
+HALF_OFFLINE = "POST /api/v1/orders, the first half of the modems offline"
+
+
+def half_offline(fixture_path: Path, big: dict[str, int]) -> ScenarioPlans:
+    """The order once the half of the modems the pick meets first (the lowest ids) went
+    silent and the offline job marked them, committed and vacuumed as they would be in a
+    running site (in the same transaction, the index would still hand out each one's old
+    entry): the pick must not walk them. Every modem is then put back as it was."""
+    from django.db import connection, transaction
+    from rest_framework.test import APIClient
+
+    from bench.seed import Fixture
+
+    fixture = Fixture.load(fixture_path)
+    client = APIClient(SERVER_NAME="127.0.0.1")
+    body = {"application_id": fixture.order_app_id, "operator": "normal"}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE bench_silenced AS SELECT id, online, last_heartbeat_at "
+            "FROM modems_modem WHERE id <= (SELECT percentile_disc(0.5) WITHIN GROUP "
+            "(ORDER BY id) FROM modems_modem)"
+        )
+        cursor.execute(
+            "UPDATE modems_modem m SET online = false, "
+            "last_heartbeat_at = now() - interval '30 days' FROM bench_silenced s "
+            "WHERE m.id = s.id"
+        )
+        cursor.execute("VACUUM (ANALYZE) modems_modem")
+        try:
+            with transaction.atomic():
+                plans, _ = _capture(
+                    HALF_OFFLINE,
+                    lambda: client.post(
+                        "/api/v1/orders",
+                        body,
+                        format="json",
+                        HTTP_X_API_KEY=fixture.buyer_keys[0],
+                    ),
+                    big,
+                )
+                transaction.set_rollback(True)
+        finally:
+            cursor.execute(
+                "UPDATE modems_modem m SET online = s.online, "
+                "last_heartbeat_at = s.last_heartbeat_at FROM bench_silenced s "
+                "WHERE m.id = s.id"
+            )
+            cursor.execute("DROP TABLE bench_silenced")
+            cursor.execute("VACUUM (ANALYZE) modems_modem")
+    return plans
+
+
 def findings(results: list[ScenarioPlans], big: dict[str, int]) -> list[str]:
     lines = []
     for scenario in results:
@@ -217,6 +270,7 @@ def main() -> None:
     """Entry point inside `manage.py shell`: BENCH_FIXTURE names the fixture, BENCH_EXPLAIN
     the markdown file to write, BENCH_EXPLAIN_HEADER its first lines."""
     results, big = collect(Path(os.environ["BENCH_FIXTURE"]))
+    results.append(half_offline(Path(os.environ["BENCH_FIXTURE"]), big))
     Path(os.environ["BENCH_EXPLAIN"]).write_text(
         markdown(results, big, os.environ.get("BENCH_EXPLAIN_HEADER", "# EXPLAIN"))
     )
