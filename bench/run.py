@@ -108,7 +108,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--strict",
         action="store_true",
-        help="exit 1 when a target or the seeded-vs-small spread fails (errors always do)",
+        help="exit 1 when a target, a seeded-vs-small spread, an sms-activate twin, the one-key "
+        "16-against-3 check or the time to OTP fails (errors always do)",
     )
     parser.add_argument(
         "--db-name",

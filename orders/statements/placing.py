@@ -299,8 +299,6 @@ def order_on_free_modem(
 # the buyer that moved money is in it and the pending count read from it is exact, however
 # many of the buyer's orders queued on the wallet meanwhile. A check that fails writes
 # nothing: the service then runs the transaction, which says which error.
-
-
 @cache
 def _at_once_sql(operator: str, online_seconds: int, by_carrier: bool, scan_guard: bool) -> str:
     source = f"{Application._meta.db_table} a, w WHERE a.id = %(application)s"
