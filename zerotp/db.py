@@ -54,7 +54,9 @@ def pipeline() -> Iterator[None]:
     before the lock was granted. Results are read after the block."""
     connection.ensure_connection()
     assert connection.connection is not None
-    with connection.connection.pipeline():
+    # An error surfaces when the block ends (the sync), outside the cursor's own wrapper:
+    # Django's wrapper turns it into django.db's exception, as a cursor's would be.
+    with connection.wrap_database_errors, connection.connection.pipeline():
         yield
 
 

@@ -303,8 +303,10 @@ def order_on_free_modem(
 def _at_once_sql(operator: str, online_seconds: int, by_carrier: bool, scan_guard: bool) -> str:
     source = f"{Application._meta.db_table} a, w WHERE a.id = %(application)s"
     checks = " AND ".join(check.sql for check in CHECKS)
+    # FOR UPDATE again: a no-op on the wallet `_LOCK_WALLET` locked, and the lock on one a
+    # top-up created since (a buyer's first); its balance is then the latest either way.
     leading = f"""w AS (
-    SELECT balance FROM {_WALLETS} AND user_id = %(buyer)s
+    SELECT balance FROM {_WALLETS} AND user_id = %(buyer)s FOR UPDATE
 ), decided AS (
     SELECT price FROM ({_context(source, scan_guard)}) AS context WHERE {checks}
 )"""
