@@ -53,6 +53,7 @@ import psycopg
 
 from accounts.keys import API_KEY_PREFIX, key_digest, new_callback_secret
 from bench.db import Database
+from bench.load import percentile
 from bench.payloads import sms_body
 from bench.project import ROOT, manage, popen
 from bench.seed import BATCH, PENDING_PER_BUYER, Fixture, Sizes, describe, seed
@@ -66,14 +67,6 @@ PROBES = 3  # SMS sent one by one before the load, to see the whole path work on
 READY_SECONDS = 120.0  # how long the worker may take to start and send the probes
 STOP_SECONDS = 80.0  # jobqueue's own limit is Q_CLUSTER's timeout (50 s) + 10 s
 GIVE_UP_POLLING = 10.0  # seconds a GET may keep not showing a code before it is an error
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (as bench.load's); NaN when there is nothing."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
 def _ms(seconds: float) -> str:
