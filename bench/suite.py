@@ -65,13 +65,11 @@ HOW_THE_HOT_PATHS_RUN = [
     "and callback settings), SMS insert, completion, capture and message: written SQL, "
     "the capture one statement.",
     "- **Order status**: one written query joins the order, its messages and their SMS.",
-    "- **Catalogue**: one cached copy for every worker, for two seconds; when it is due, "
-    "one worker computes the next (the stock query is a few hundred milliseconds on the "
-    "seeded database) while the others answer with the copy, instead of every worker "
-    "computing it at once. The stock renders the pick's own free-modem rule "
-    "(`orders/statements/free_modems.py`) set-wise: one plain join per rule, each rule's "
-    "unique constraint making one order per application and modem, so nothing sorts the "
-    "history.",
+    "- **Catalogue**: the stock is read from counts that database triggers keep as modems "
+    "and orders change, rendered from the pick's own free-modem rule "
+    "(`orders/statements/stock_counts.py`): one query over a few hundred rows, whatever "
+    "the modems and the history. One cached copy serves every worker for two seconds; "
+    "when it is due, one worker computes the next while the others answer with the copy.",
     "- **Everywhere on PostgreSQL**: parameters are bound by the server, and the hot "
     "paths' hand-written statements (order, cancel, SMS, ledger movements, heartbeat, "
     "order status) are prepared on a connection's first use (`zerotp/db.py`; Django "

@@ -6,6 +6,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from modems.carriers import CARRIER_MAX_LENGTH
 from modems.models import InboundSms, Modem, Operator
 
 
@@ -184,6 +185,42 @@ class Order(models.Model):
                 OrderStatus.EXPIRED if self.status == OrderStatus.PENDING else OrderStatus.FINISHED
             )
         return self.status
+
+
+class StockCount(models.Model):
+    """The catalogue's stock, kept up to date by database triggers on modems and orders
+    (orders/statements/stock_counts.py), so that reading it costs the same whatever the
+    history: per operator and carrier, `application_id` 0 counts the orderable modems and
+    any other the orderable modems an order of that application blocks."""
+
+    application_id = models.PositiveIntegerField()  # no foreign key: 0 is "every modem"
+    operator = models.CharField(max_length=8, choices=Operator.choices)
+    carrier = models.CharField(max_length=CARRIER_MAX_LENGTH, blank=True)
+    modems = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["application_id", "operator", "carrier"], name="orders_stock_count_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.application_id} {self.operator} {self.carrier}: {self.modems}"
+
+
+class StockCountChange(models.Model):
+    """A change to a `StockCount` not added in yet (PostgreSQL): the triggers only insert
+    these, so concurrent orders never wait for each other on a count row, and never hold
+    one while they wait for the escrow row; reading the stock adds them in."""
+
+    application_id = models.PositiveIntegerField()
+    operator = models.CharField(max_length=8, choices=Operator.choices)
+    carrier = models.CharField(max_length=CARRIER_MAX_LENGTH, blank=True)
+    modems = models.IntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.application_id} {self.operator} {self.carrier}: {self.modems:+}"
 
 
 class OrderMessage(models.Model):

@@ -29,7 +29,7 @@ from orders.models import (
     OrderMessage,
     OrderStatus,
 )
-from orders.statements import free_modems
+from orders.statements import stock_counts
 from orders.statements.common import aware, column_of
 from zerotp.db import prepared
 
@@ -68,7 +68,7 @@ def services_catalogue() -> list[dict[str, Any]]:
 
 
 def _catalogue_now() -> list[dict[str, Any]]:
-    stock = free_modems.stock(timezone.now(), settings.MODEM_ONLINE_SECONDS)
+    stock = stock_counts.stock()
     applications = Application.objects.filter(enabled=True).prefetch_related(
         Prefetch("prices", queryset=ApplicationPrice.objects.order_by("operator"))
     )

@@ -37,7 +37,7 @@ from orders.selectors import (
     service_offers,
     services_catalogue,
 )
-from orders.statements import free_modems
+from orders.statements import stock_counts
 from zerotp import errors
 from zerotp.converters import MAX_ID
 
@@ -355,7 +355,7 @@ def get_numbers_status(request: KeyedRequest) -> HttpResponse:
             if (offered := _offered(entry)) is not None
         }
     else:
-        stock = free_modems.stock(timezone.now(), settings.MODEM_ONLINE_SECONDS, carrier)
+        stock = stock_counts.stock(carrier)
         counts = {
             offer.application_id: sum(stock(offer.application_id, pool) for pool, _ in offer.prices)
             for offer in offers

@@ -1,6 +1,6 @@
-"""Shared fixtures. After every test that touched the database, the ledger invariants
-are checked: each cached balance equals the sum of its entries, and every ledger
-transaction sums to zero."""
+"""Shared fixtures. After every test that touched the database, the invariants are
+checked: each cached balance equals the sum of its entries, every ledger transaction sums
+to zero, and the stock's kept counts equal a count from scratch."""
 
 import math
 from collections.abc import Iterator
@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from accounts.services import callback_settings_update
 from billing.services import ledger_differences
 from orders import selectors
+from orders.statements.stock_counts import stock_differences
 from tests.factories import Agent, Buyer, make_agent, make_buyer
 from tests.receiver import Receiver, running_receiver
 
@@ -62,7 +63,7 @@ _DB_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "live_ser
 
 
 @pytest.fixture(autouse=True)
-def ledger_invariants(request: pytest.FixtureRequest) -> Iterator[None]:
+def invariants(request: pytest.FixtureRequest) -> Iterator[None]:
     uses_db = request.node.get_closest_marker("django_db") or (
         _DB_FIXTURES & set(request.fixturenames)
     )
@@ -74,6 +75,8 @@ def ledger_invariants(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     problems = ledger_differences()
     assert not problems, "ledger invariants broken:\n" + "\n".join(problems)
+    problems = stock_differences()
+    assert not problems, "stock counts drifted:\n" + "\n".join(problems)
 
 
 @pytest.fixture(autouse=True)

@@ -6,16 +6,12 @@ disabled by staff, has a number, serves the operator) and no order of the applic
 blocks it (`BLOCKING`).
 """
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
 from functools import cache
 from typing import NamedTuple
 
-from django.db import connection
-
 from modems.models import Modem, Operator
 from orders.models import OPEN_STATUSES, USED_STATUSES
-from orders.statements.common import ORDER, as_stored
+from orders.statements.common import ORDER
 from zerotp.db import on_postgresql
 
 MODEM = Modem._meta.db_table
@@ -36,10 +32,10 @@ class Blocking(NamedTuple):
             f"AND {order}.status IN ({statuses})"
         )
 
-    def orders(self, modem: str, application: str) -> str:
-        """The orders of the application that block the modem."""
+    def orders(self, modem: str, application: str, orders: str = ORDER) -> str:
+        """The orders (of the relation `orders`) of the application that block the modem."""
         return (
-            f"SELECT 1 FROM {ORDER} o WHERE o.application_id = {application} "
+            f"SELECT 1 FROM {orders} o WHERE o.application_id = {application} "
             f"AND {self.matches('o', modem)}"
         )
 
@@ -57,14 +53,20 @@ BLOCKING = (
 )
 
 
-def orderable(modem: str, online_since: str) -> str:
-    """The conditions on the modem alone, whatever the application and operator: those of
-    the orderable index (`online` included, so silent modems are not walked), and the
-    heartbeat's age, which is exact where `online` may lag by a minute."""
+def flagged(modem: str) -> str:
+    """The orderable index's condition (`online` included, so silent modems are not
+    walked): what the stock's counts keep to, as they can only follow written columns."""
     return (
         f"{modem}.online AND {modem}.can_order AND NOT {modem}.disabled "
-        f"AND {modem}.phone_number IS NOT NULL AND {modem}.last_heartbeat_at >= {online_since}"
+        f"AND {modem}.phone_number IS NOT NULL"
     )
+
+
+def orderable(modem: str, online_since: str) -> str:
+    """The conditions on the modem alone, whatever the application and operator: the
+    orderable index's, and the heartbeat's age, which is exact where `online` may lag by
+    a minute (the pick checks both; the stock, the first only)."""
+    return f"{flagged(modem)} AND {modem}.last_heartbeat_at >= {online_since}"
 
 
 @cache
@@ -95,54 +97,34 @@ FROM {MODEM} m
 WHERE m.mapping = {mapping}{carrier} AND {orderable("m", online_since)}{blocked}"""
 
 
-@cache
-def _stock_sql(by_carrier: bool) -> str:
-    """The orderable modems per operator, then for each rule the modems it blocks per
-    (application, operator), apart from those an earlier rule blocks (NOT EXISTS): a
-    modem two rules block is counted once. Under one rule an (application, modem) pair has
-    at most one order: each rule has its unique constraint (orders.models.Order). Counted
-    without a UNION or DISTINCT, which would sort every blocked pair of the whole history;
-    the rule with the longest history (numbers that served) comes first, with no probe."""
-    parts = ["SELECT m.mapping, NULL, COUNT(*) FROM orderable m GROUP BY m.mapping"]
-    rules = list(reversed(BLOCKING))
+def count_parts(
+    modems: str, orders: str = ORDER, *, applications: str = "", total: bool = True
+) -> list[str]:
+    """SELECTs of (application_id, operator, carrier, modems) whose sum is the stock's
+    counts for the modems of the relation `modems` (orderable by the index's condition)
+    against the orders of the relation `orders`: with `total`, the orderable modems
+    (application 0); then for each rule the modems it blocks per application, apart from
+    those an earlier rule blocks (NOT EXISTS), so a modem two rules block counts once.
+    Under one rule an (application, modem) pair has at most one order (each rule has its
+    unique constraint), so nothing needs a DISTINCT. `applications`: a subquery that keeps
+    the count to some applications."""
+    key = "m.mapping AS operator, m.carrier AS carrier"
+    parts = []
+    if total:
+        parts.append(
+            f"SELECT 0 AS application_id, {key}, COUNT(*) AS modems FROM {modems} m "
+            f"WHERE {flagged('m')} GROUP BY m.mapping, m.carrier"
+        )
+    only = f" AND b.application_id IN ({applications})" if applications else ""
+    rules = list(reversed(BLOCKING))  # the longest history (numbers that served) first
     for index, rule in enumerate(rules):
         not_before = "".join(
-            f" AND NOT EXISTS ({earlier.orders('m', 'b.application_id')})"
+            f" AND NOT EXISTS ({earlier.orders('m', 'b.application_id', orders)})"
             for earlier in rules[:index]
         )
         parts.append(
-            f"SELECT m.mapping, b.application_id, COUNT(*) FROM orderable m "
-            f"JOIN {ORDER} b ON {rule.matches('b', 'm')}{not_before} "
-            "GROUP BY m.mapping, b.application_id"
+            f"SELECT b.application_id AS application_id, {key}, COUNT(*) AS modems "
+            f"FROM {modems} m JOIN {orders} b ON {rule.matches('b', 'm')}{only}{not_before} "
+            f"WHERE {flagged('m')} GROUP BY b.application_id, m.mapping, m.carrier"
         )
-    carrier = " AND m.carrier = %s" if by_carrier else ""
-    online_modems = (
-        f"SELECT id, mapping, phone_number FROM {MODEM} m WHERE {orderable('m', '%s')}{carrier}"
-    )
-    return f"WITH orderable AS ({online_modems})\n" + "\nUNION ALL\n".join(parts)
-
-
-def stock(
-    now: datetime, online_seconds: int, carrier: str | None = None
-) -> Callable[[int, str], int]:
-    """The stock of every (application, operator): its free modems (of the mobile carrier,
-    if given), counted in one query, whatever the numbers of modems and applications."""
-    online_since = as_stored(now - timedelta(seconds=online_seconds))
-    with connection.cursor() as cursor:
-        if carrier is None:
-            cursor.execute(_stock_sql(by_carrier=False), [online_since])
-        else:
-            cursor.execute(_stock_sql(by_carrier=True), [online_since, carrier])
-        rows = cursor.fetchall()
-    orderable_by_operator: dict[str, int] = {}
-    blocked: dict[tuple[int, str], int] = {}
-    for mapping, application_id, count in rows:
-        if application_id is None:
-            orderable_by_operator[mapping] = count
-        else:
-            blocked[application_id, mapping] = blocked.get((application_id, mapping), 0) + count
-
-    def free(application_id: int, operator: str) -> int:
-        return orderable_by_operator.get(operator, 0) - blocked.get((application_id, operator), 0)
-
-    return free
+    return parts

@@ -2,9 +2,9 @@
 carrier, as the sms-activate dialect asks), exactly that many orders succeed, one after
 another, before the next one is out of stock.
 
-The catalogue counts free modems set-wise (`free_modems.stock`) while an order picks one
-free modem at a time (`free_modems.free_modems`): two renderings of one rule
-(orders/statements/free_modems.py; docs/API.md, "Stock rules"). A property test throws
+The catalogue reads counts that triggers keep set-wise (`stock_counts.stock`) while an
+order picks one free modem at a time (`free_modems.free_modems`): two renderings of one
+rule (orders/statements/free_modems.py; docs/API.md, "Stock rules"). A property test throws
 random worlds of modems and order histories at both, on either database. The regression
 tests below it are the disagreements it found in the catalogue and the pick as they were
 before they shared the rule (each failed then), shrunk to their smallest world."""
@@ -18,7 +18,6 @@ from typing import Any
 
 import hypothesis
 import pytest
-from django.conf import settings as django_settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, given, note
@@ -28,7 +27,7 @@ from accounts.models import User
 from orders.models import Application, Order, OrderStatus
 from orders.selectors import services_catalogue
 from orders.services import order_create
-from orders.statements import free_modems
+from orders.statements import stock_counts
 from tests.factories import ApplicationFactory, ModemFactory, make_agent, make_buyer
 from zerotp.errors import OutOfStock
 
@@ -220,7 +219,7 @@ def catalogue_stock(application: Application, operator: str) -> int:
 
 def carrier_stock(application: Application, operator: str, carrier: str) -> int:
     """The stock of one mobile carrier's modems (the sms-activate dialect's `operator`)."""
-    free = free_modems.stock(timezone.now(), django_settings.MODEM_ONLINE_SECONDS, carrier)
+    free = stock_counts.stock(carrier)
     return free(application.pk, operator)
 
 

@@ -1,0 +1,260 @@
+"""The catalogue's stock as counts that database triggers keep (`StockCount`), so that
+`GET /api/v1/services` reads a few hundred rows instead of joining every orderable modem
+with the orders that block it, which grows with the modems and the history.
+
+Every statement that changes the modems or the orders a count depends on adds its delta:
+the counts (`free_modems.count_parts`, the free-modem rule's own text) of the rows after
+the change less those before it. A modem's contribution depends on its own row and the
+orders; an order's change touches only the modems of its id and number, and only its
+application's counts. Triggers rather than calls in the services, because every write
+counts (the heartbeat's and sync's SQL, the expiry job, the admin, a fixture's
+`.update()`): none can forget.
+
+PostgreSQL runs one trigger per statement (per row for a modem's update), and only inserts
+the delta as `StockCountChange` rows: concurrent orders never wait for each other on a
+count row, nor hold one while they wait for the escrow row. Reading the stock moves the
+changes into the counts, then reads both in one statement. SQLite has row triggers only,
+which run as each row changes, and add to the counts directly (one writer at a time).
+
+The counts follow `online`, not the heartbeat's age, so a modem whose agent went silent
+stays in the stock until the minute job marks it offline; the pick checks the age itself.
+The triggers are rendered from the rule when a migration installs them: a migration that
+changes the rule, or the columns it reads, calls `install` again.
+"""
+
+from collections.abc import Callable
+
+from django.db import connection
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+
+from modems.models import Modem
+from orders.models import Order, StockCount, StockCountChange
+from orders.statements.common import ORDER
+from orders.statements.free_modems import MODEM, count_parts
+
+STOCK = StockCount._meta.db_table
+CHANGES = StockCountChange._meta.db_table
+KEY = "application_id, operator, carrier"
+# The columns the rule reads: a change to any other leaves the counts as they are.
+MODEM_COLUMNS = ("id", "mapping", "carrier", "phone_number", "online", "can_order", "disabled")
+ORDER_COLUMNS = ("id", "application_id", "modem_id", "phone_number", "status")
+TRIGGER = "zerotp_stock"
+Delta = Callable[[str | None, str | None, str], str]  # (old rows, new rows, vendor) -> SQL
+
+
+def _columns(alias: str, columns: tuple[str, ...]) -> str:
+    return ", ".join(f"{alias}.{column} AS {column}" for column in columns)
+
+
+def _upsert(rows: str) -> str:
+    """Add to the counts the (key, modems) rows of a query, in key order."""
+    return (
+        f"INSERT INTO {STOCK} ({KEY}, modems)\n{rows} ORDER BY {KEY}\n"
+        f"ON CONFLICT ({KEY}) DO UPDATE SET modems = {STOCK}.modems + excluded.modems"
+    )
+
+
+def _add(after: list[str], before: list[str], vendor: str) -> str:
+    """Add to the counts the `after` counts less the `before` ones: on PostgreSQL, as
+    changes that reading the stock adds in (no trigger waits for a count row)."""
+    parts = after + [f"SELECT {KEY}, -modems AS modems FROM ({part}) gone" for part in before]
+    union = "\nUNION ALL\n".join(parts)
+    rows = f"SELECT {KEY}, SUM(modems) FROM ({union}) delta GROUP BY {KEY} HAVING SUM(modems) <> 0"
+    if vendor == "postgresql":
+        return f"INSERT INTO {CHANGES} ({KEY}, modems)\n{rows}"
+    return _upsert(rows)
+
+
+def _differ(old: str, new: str, columns: tuple[str, ...], vendor: str) -> str:
+    distinct = "IS DISTINCT FROM" if vendor == "postgresql" else "IS NOT"
+    return "(" + " OR ".join(f"{old}.{c} {distinct} {new}.{c}" for c in columns) + ")"
+
+
+def _modem_delta(old: str | None, new: str | None, vendor: str) -> str:
+    """The delta of modems changed from the relation `old` to `new` (None: none); the
+    orders are the same before and after."""
+    return _add(count_parts(new) if new else [], count_parts(old) if old else [], vendor)
+
+
+def _order_delta(old: str | None, new: str | None, vendor: str) -> str:
+    """The delta of orders changed from the relation `old` to `new`: the counts of the
+    modems of their ids and numbers, for their applications, against the orders now less
+    those against the orders before (now, without the new rows, with the old ones)."""
+    sides = [side for side in (old, new) if side]
+    changed = " UNION ALL ".join(
+        f"SELECT application_id, modem_id, phone_number FROM {side} c" for side in sides
+    )
+    columns = ", ".join(f"m.{column}" for column in MODEM_COLUMNS)
+    modems = (
+        f"(SELECT {columns} FROM {MODEM} m WHERE m.id IN (SELECT modem_id FROM ({changed}) c)"
+        f" UNION SELECT {columns} FROM {MODEM} m"
+        f" WHERE m.phone_number IN (SELECT phone_number FROM ({changed}) c))"
+    )
+    applications = f"SELECT application_id FROM ({changed}) c"
+    listed = ", ".join(ORDER_COLUMNS)
+    before = f"SELECT {listed} FROM {ORDER}"
+    if new:
+        before += f" WHERE id NOT IN (SELECT id FROM {new} n)"
+    if old:
+        before += f" UNION ALL SELECT {listed} FROM {old} o"
+    return _add(
+        count_parts(modems, applications=applications, total=False),
+        count_parts(modems, f"({before})", applications=applications, total=False),
+        vendor,
+    )
+
+
+def _one_row(side: str, columns: tuple[str, ...]) -> str:
+    """A row trigger's OLD or NEW as a relation."""
+    return f"(SELECT {_columns(side, columns)})"
+
+
+def _postgresql(table: str, columns: tuple[str, ...], delta: Delta) -> list[str]:
+    """One trigger per statement and event, with its transition tables; but a modem's
+    update, whose delta depends on its row alone, is one per changed row: a heartbeat
+    rewrites a thousand modems, almost always leaving the counted columns as they were,
+    and a row trigger's condition skips those without capturing any row."""
+    statements = []
+    for event, old, new in (
+        ("insert", None, "new_rows"),
+        ("update", "old_rows", "new_rows"),
+        ("delete", "old_rows", None),
+    ):
+        name = f"{TRIGGER}_{table}_{event}"
+        referencing = " ".join(
+            f"{side} TABLE AS {side}_rows" for side, rows in (("old", old), ("new", new)) if rows
+        )
+        level = f"REFERENCING {referencing} FOR EACH STATEMENT"
+        if event == "update" and table == MODEM:
+            level = f"FOR EACH ROW WHEN {_differ('OLD', 'NEW', columns, 'postgresql')}"
+            old, new = _one_row("OLD", columns), _one_row("NEW", columns)
+        elif event == "update":
+            # Only the rows whose counted columns changed (PostgreSQL takes no column list
+            # with transition tables).
+            pairs = (
+                "old_rows o JOIN new_rows n ON n.id = o.id "
+                f"WHERE {_differ('o', 'n', columns, 'postgresql')}"
+            )
+            old = f"(SELECT {_columns('o', columns)} FROM {pairs})"
+            new = f"(SELECT {_columns('n', columns)} FROM {pairs})"
+        statements += [
+            f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+            f"BEGIN\n{delta(old, new, 'postgresql')};\nRETURN NULL;\nEND $$",
+            f"DROP TRIGGER IF EXISTS {name} ON {table}",
+            f"CREATE TRIGGER {name} AFTER {event.upper()} ON {table} {level} "
+            f"EXECUTE FUNCTION {name}()",
+        ]
+    return statements
+
+
+def _sqlite(table: str, columns: tuple[str, ...], delta: Delta) -> list[str]:
+    """One trigger per row and event; OLD and NEW as one-row relations."""
+    statements = []
+    old, new = _one_row("OLD", columns), _one_row("NEW", columns)
+    for event, sides, when in (
+        ("insert", (None, new), ""),
+        ("update", (old, new), f" WHEN {_differ('OLD', 'NEW', columns, 'sqlite')}"),
+        ("delete", (old, None), ""),
+    ):
+        name = f"{TRIGGER}_{table}_{event}"
+        statements += [
+            f"DROP TRIGGER IF EXISTS {name}",
+            f"CREATE TRIGGER {name} AFTER {event.upper()} ON {table} FOR EACH ROW{when}\n"
+            f"BEGIN\n{delta(*sides, 'sqlite')};\nEND",
+        ]
+    return statements
+
+
+def counted() -> str:
+    """The counts as they should be, from scratch, in the counts table's shape."""
+    union = "\nUNION ALL\n".join(count_parts(MODEM))
+    return f"SELECT {KEY}, SUM(modems) FROM ({union}) counted GROUP BY {KEY}"
+
+
+def recount() -> list[str]:
+    """Count from scratch: after a migration, or a load with the triggers off."""
+    return [
+        f"DELETE FROM {CHANGES}",
+        f"DELETE FROM {STOCK}",
+        f"INSERT INTO {STOCK} ({KEY}, modems) {counted()}",
+    ]
+
+
+# Moves the changes into the counts, in one statement: a reader sees them in one table or
+# the other. Another fold running at once waits for the rows this one deletes, then skips
+# them; the counts are added in key order, so two folds never wait for each other in a
+# circle.
+_FOLD = f"WITH moved AS (DELETE FROM {CHANGES} RETURNING {KEY}, modems)\n" + _upsert(
+    f"SELECT {KEY}, SUM(modems) FROM moved GROUP BY {KEY} HAVING SUM(modems) <> 0"
+)
+
+
+def install(schema_editor: BaseDatabaseSchemaEditor) -> None:
+    """(Re)create the triggers from the rule as it is now, and count from scratch."""
+    render = _postgresql if schema_editor.connection.vendor == "postgresql" else _sqlite
+    statements = render(Modem._meta.db_table, MODEM_COLUMNS, _modem_delta)
+    statements += render(Order._meta.db_table, ORDER_COLUMNS, _order_delta)
+    for statement in statements + recount():
+        schema_editor.execute(statement, params=None)
+
+
+def uninstall(schema_editor: BaseDatabaseSchemaEditor) -> None:
+    postgresql = schema_editor.connection.vendor == "postgresql"
+    for table in (Modem._meta.db_table, Order._meta.db_table):
+        for event in ("insert", "update", "delete"):
+            name = f"{TRIGGER}_{table}_{event}"
+            if postgresql:
+                schema_editor.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+                schema_editor.execute(f"DROP FUNCTION IF EXISTS {name}()")
+            else:
+                schema_editor.execute(f"DROP TRIGGER IF EXISTS {name}")
+
+
+# The counts with the changes not yet added in, read in one statement (one snapshot).
+_KEPT = f"SELECT {KEY}, modems FROM {STOCK} UNION ALL SELECT {KEY}, modems FROM {CHANGES}"
+
+
+def stock_differences() -> list[str]:
+    """Where the kept counts differ from a count from scratch (none, unless a trigger
+    missed a change): checked after every test."""
+    with connection.cursor() as cursor:
+        cursor.execute(counted())
+        expected = {tuple(row[:3]): row[3] for row in cursor.fetchall() if row[3]}
+        cursor.execute(f"SELECT {KEY}, SUM(modems) FROM ({_KEPT}) kept GROUP BY {KEY}")
+        kept = {tuple(row[:3]): row[3] for row in cursor.fetchall() if row[3]}
+    return [
+        f"application {key[0]}, {key[1]}, {key[2] or 'no carrier'}: "
+        f"kept {kept.get(key, 0)}, counted {expected.get(key, 0)}"
+        for key in sorted(kept.keys() | expected.keys())
+        if kept.get(key, 0) != expected.get(key, 0)
+    ]
+
+
+def stock(carrier: str | None = None) -> Callable[[int, str], int]:
+    """The stock of every (application, operator): its orderable modems (of the mobile
+    carrier, if given) less those an order of the application blocks, from the kept counts:
+    a few hundred rows, whatever the numbers of modems and orders. On PostgreSQL the
+    changes since the last read are moved into the counts first, which keeps them few."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_FOLD)
+    only = " WHERE carrier = %s" if carrier is not None else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT application_id, operator, SUM(modems) FROM ({_KEPT}) kept{only} "
+            "GROUP BY application_id, operator",
+            [carrier] if carrier is not None else [],
+        )
+        rows = cursor.fetchall()
+    orderable_by_operator: dict[str, int] = {}
+    blocked: dict[tuple[int, str], int] = {}
+    for application_id, operator, count in rows:
+        if application_id == 0:
+            orderable_by_operator[operator] = count
+        else:
+            blocked[application_id, operator] = count
+
+    def free(application_id: int, operator: str) -> int:
+        return orderable_by_operator.get(operator, 0) - blocked.get((application_id, operator), 0)
+
+    return free
