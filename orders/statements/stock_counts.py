@@ -30,7 +30,7 @@ from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from modems.models import Modem
 from orders.models import Order, StockCount, StockCountChange
 from orders.statements.common import ORDER
-from orders.statements.free_modems import MODEM, count_parts
+from orders.statements.free_modems import BLOCKING, MODEM, count_parts
 
 STOCK = StockCount._meta.db_table
 CHANGES = StockCountChange._meta.db_table
@@ -109,6 +109,27 @@ def _one_row(side: str, columns: tuple[str, ...]) -> str:
     return f"(SELECT {_columns(side, columns)})"
 
 
+def _after_locking_the_modems_orders(delta: Delta) -> Delta:
+    """A modem's delta reads its orders, and an order's delta reads its modems: each in its
+    own snapshot, so a cancel and a modem coming online at once would each miss the other
+    and count the modem blocked for good. The modem's trigger first locks the orders that
+    block it (a cancel in flight: wait for it, then read it as it ended; one not started
+    yet: it waits for this modem's transaction, then reads the modem as it ends). An order
+    is created on a modem the pick has locked, so a modem's update waits for it anyway.
+    Modems change rarely (a heartbeat changes what is counted only when one comes back
+    or goes), orders often: the waiting falls on the rare side."""
+
+    def locked_first(old: str | None, new: str | None, vendor: str) -> str:
+        locks = [
+            f"PERFORM 1 FROM {ORDER} o WHERE {rule.matches('o', side)} FOR SHARE"
+            for side in ("OLD", "NEW")
+            for rule in BLOCKING
+        ]
+        return ";\n".join([*locks, delta(old, new, vendor)])
+
+    return locked_first
+
+
 def _postgresql(table: str, columns: tuple[str, ...], delta: Delta) -> list[str]:
     """One trigger per statement and event, with its transition tables; but a modem's
     update, whose delta depends on its row alone, is one per changed row: a heartbeat
@@ -125,9 +146,11 @@ def _postgresql(table: str, columns: tuple[str, ...], delta: Delta) -> list[str]
             f"{side} TABLE AS {side}_rows" for side, rows in (("old", old), ("new", new)) if rows
         )
         level = f"REFERENCING {referencing} FOR EACH STATEMENT"
+        body = delta
         if event == "update" and table == MODEM:
             level = f"FOR EACH ROW WHEN {_differ('OLD', 'NEW', columns, 'postgresql')}"
             old, new = _one_row("OLD", columns), _one_row("NEW", columns)
+            body = _after_locking_the_modems_orders(delta)
         elif event == "update":
             # Only the rows whose counted columns changed (PostgreSQL takes no column list
             # with transition tables).
@@ -139,7 +162,7 @@ def _postgresql(table: str, columns: tuple[str, ...], delta: Delta) -> list[str]
             new = f"(SELECT {_columns('n', columns)} FROM {pairs})"
         statements += [
             f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-            f"BEGIN\n{delta(old, new, 'postgresql')};\nRETURN NULL;\nEND $$",
+            f"BEGIN\n{body(old, new, 'postgresql')};\nRETURN NULL;\nEND $$",
             f"DROP TRIGGER IF EXISTS {name} ON {table}",
             f"CREATE TRIGGER {name} AFTER {event.upper()} ON {table} {level} "
             f"EXECUTE FUNCTION {name}()",

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -18,8 +19,17 @@ from orders.models import Order, OrderStatus, StockCount, StockCountChange
 from orders.services import order_cancel, order_create, order_finish, orders_expire, sms_receive
 from orders.statements import stock_counts
 from orders.statements.stock_counts import stock_differences
+from tests.concurrency import run_at_once
 from tests.conftest import ON_POSTGRES
-from tests.factories import ApplicationFactory, ModemFactory, make_agent, make_buyer, offline_since
+from tests.factories import (
+    ApplicationFactory,
+    Buyer,
+    ModemFactory,
+    make_agent,
+    make_buyer,
+    offline_since,
+)
+from zerotp.errors import OutOfStock
 
 pytestmark = pytest.mark.django_db
 
@@ -179,3 +189,49 @@ def test_a_heartbeat_that_changes_nothing_counted_writes_nothing() -> None:
     )
     assert list(StockCount.objects.order_by("pk").values_list("pk", "modems")) == counts
     assert StockCountChange.objects.count() == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@override_settings(MAX_ACTIVE_ORDERS=100)
+def test_concurrent_orders_cancels_flips_and_reads_keep_the_counts_exact() -> None:
+    """Eight buyers order and cancel on one pool while heartbeats take modems offline and
+    back and readers add the changes in: no statement waits on another in a circle (each
+    would surface as an error here), and the counts end equal to a count from scratch."""
+    agent = make_agent()
+    app = ApplicationFactory(prices={"normal": 1000})
+    ModemFactory.create_batch(12, reseller=agent.user)
+    uids = list(Modem.objects.values_list("uid", flat=True))
+    buyers = [make_buyer(balance=100_000) for _ in range(8)]
+
+    def buyer_loop(buyer: Buyer) -> int:
+        done = 0
+        for _ in range(20):
+            try:
+                order = order_create(buyer=buyer.user, application_id=app.pk).order
+            except OutOfStock:
+                continue
+            order_cancel(buyer=buyer.user, order_id=order.pk)
+            done += 1
+        return done
+
+    def flipper() -> int:
+        for n in range(20):
+            can_order = n % 2 == 1
+            items = [HeartbeatItem(uid, 60, can_order) for uid in uids[:6]]
+            modems_heartbeat(reseller=agent.user, items=items)
+        return 0
+
+    def reader() -> int:
+        for _ in range(40):
+            stock_counts.stock()(app.pk, "normal")
+        return 0
+
+    calls = [lambda b=b: buyer_loop(b) for b in buyers] + [flipper, flipper, reader, reader]
+    results = run_at_once(calls)
+
+    errors = [result for result in results if isinstance(result, Exception)]
+    assert not errors, errors
+    assert sum(results[:8]) > 0
+    assert stock_differences() == []
+    assert stock(app.pk) == 12
