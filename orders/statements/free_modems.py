@@ -97,34 +97,36 @@ FROM {MODEM} m
 WHERE m.mapping = {mapping}{carrier} AND {orderable("m", online_since)}{blocked}"""
 
 
-def count_parts(
-    modems: str, orders: str = ORDER, *, applications: str = "", total: bool = True
-) -> list[str]:
+def count_parts(modems: str) -> list[str]:
     """SELECTs of (application_id, operator, carrier, modems) whose sum is the stock's
-    counts for the modems of the relation `modems` (orderable by the index's condition)
-    against the orders of the relation `orders`: with `total`, the orderable modems
-    (application 0); then for each rule the modems it blocks per application, apart from
-    those an earlier rule blocks (NOT EXISTS), so a modem two rules block counts once.
-    Under one rule an (application, modem) pair has at most one order (each rule has its
-    unique constraint), so nothing needs a DISTINCT. `applications`: a subquery that keeps
-    the count to some applications."""
+    counts for the modems of the relation `modems` (orderable by the index's condition):
+    the orderable modems (application 0), then for each rule the modems it blocks per
+    application, apart from those an earlier rule blocks (NOT EXISTS), so a modem two rules
+    block counts once. Under one rule an (application, modem) pair has at most one order
+    (each rule has its unique constraint), so nothing needs a DISTINCT, and nothing sorts
+    the history."""
     key = "m.mapping AS operator, m.carrier AS carrier"
-    parts = []
-    if total:
-        parts.append(
-            f"SELECT 0 AS application_id, {key}, COUNT(*) AS modems FROM {modems} m "
-            f"WHERE {flagged('m')} GROUP BY m.mapping, m.carrier"
-        )
-    only = f" AND b.application_id IN ({applications})" if applications else ""
+    parts = [
+        f"SELECT 0 AS application_id, {key}, COUNT(*) AS modems FROM {modems} m "
+        f"WHERE {flagged('m')} GROUP BY m.mapping, m.carrier"
+    ]
     rules = list(reversed(BLOCKING))  # the longest history (numbers that served) first
     for index, rule in enumerate(rules):
         not_before = "".join(
-            f" AND NOT EXISTS ({earlier.orders('m', 'b.application_id', orders)})"
+            f" AND NOT EXISTS ({earlier.orders('m', 'b.application_id')})"
             for earlier in rules[:index]
         )
         parts.append(
             f"SELECT b.application_id AS application_id, {key}, COUNT(*) AS modems "
-            f"FROM {modems} m JOIN {orders} b ON {rule.matches('b', 'm')}{only}{not_before} "
+            f"FROM {modems} m JOIN {ORDER} b ON {rule.matches('b', 'm')}{not_before} "
             f"WHERE {flagged('m')} GROUP BY b.application_id, m.mapping, m.carrier"
         )
     return parts
+
+
+def blocked(modem: str, application: str, orders: str = ORDER, unless: str = "") -> str:
+    """Some order of the relation `orders` blocks the modem for the application (`unless`:
+    a condition on `o` that leaves orders out); one index probe per rule."""
+    return " OR ".join(
+        f"EXISTS ({rule.orders(modem, application, orders)}{unless})" for rule in BLOCKING
+    )

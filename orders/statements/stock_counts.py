@@ -30,7 +30,7 @@ from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from modems.models import Modem
 from orders.models import Order, StockCount, StockCountChange
 from orders.statements.common import ORDER
-from orders.statements.free_modems import BLOCKING, MODEM, count_parts
+from orders.statements.free_modems import BLOCKING, MODEM, blocked, count_parts, flagged
 
 STOCK = StockCount._meta.db_table
 CHANGES = StockCountChange._meta.db_table
@@ -77,9 +77,10 @@ def _modem_delta(old: str | None, new: str | None, vendor: str) -> str:
 
 
 def _order_delta(old: str | None, new: str | None, vendor: str) -> str:
-    """The delta of orders changed from the relation `old` to `new`: the counts of the
-    modems of their ids and numbers, for their applications, against the orders now less
-    those against the orders before (now, without the new rows, with the old ones)."""
+    """The delta of orders changed from the relation `old` to `new`: for each orderable
+    modem of their ids and numbers and each of their applications, whether some order
+    blocks it now, less whether one did before (the orders now but the new rows, and the
+    old rows)."""
     sides = [side for side in (old, new) if side]
     changed = " UNION ALL ".join(
         f"SELECT application_id, modem_id, phone_number FROM {side} c" for side in sides
@@ -90,18 +91,21 @@ def _order_delta(old: str | None, new: str | None, vendor: str) -> str:
         f" UNION SELECT {columns} FROM {MODEM} m"
         f" WHERE m.phone_number IN (SELECT phone_number FROM ({changed}) c))"
     )
-    applications = f"SELECT application_id FROM ({changed}) c"
-    listed = ", ".join(ORDER_COLUMNS)
-    before = f"SELECT {listed} FROM {ORDER}"
-    if new:
-        before += f" WHERE id NOT IN (SELECT id FROM {new} n)"
+    application = "a.application_id"
+    before = [blocked("m", application, unless=f" AND o.id NOT IN (SELECT id FROM {new} n)")]
+    if not new:
+        before = [blocked("m", application)]
     if old:
-        before += f" UNION ALL SELECT {listed} FROM {old} o"
-    return _add(
-        count_parts(modems, applications=applications, total=False),
-        count_parts(modems, f"({before})", applications=applications, total=False),
-        vendor,
+        before.append(blocked("m", application, old))
+    now = f"CASE WHEN {blocked('m', application)} THEN 1 ELSE 0 END"
+    then = f"CASE WHEN {' OR '.join(before)} THEN 1 ELSE 0 END"
+    delta = (
+        f"SELECT {application} AS application_id, m.mapping AS operator, m.carrier AS carrier, "
+        f"SUM({now} - {then}) AS modems "
+        f"FROM {modems} m CROSS JOIN (SELECT DISTINCT application_id FROM ({changed}) c) a "
+        f"WHERE {flagged('m')} GROUP BY {application}, m.mapping, m.carrier"
     )
+    return _add([delta], [], vendor)
 
 
 def _one_row(side: str, columns: tuple[str, ...]) -> str:
