@@ -1,7 +1,8 @@
 """Find the one-time code in an inbound SMS.
 
 Pure Python (no Django): it runs on every message a modem receives. docs/OTP.md tells how it
-is measured (tests/data/otp_corpus.jsonl) and how to add a case.
+is measured (a tuning part, tests/data/otp_corpus.jsonl, and a held-out part never tuned on,
+tests/data/otp_heldout.jsonl) and how to add a case.
 
 The pipeline is normalise -> exact formats -> candidates -> reject traps -> rank:
 
@@ -11,24 +12,31 @@ The pipeline is normalise -> exact formats -> candidates -> reject traps -> rank
 2. exact formats: a WebOTP line (`@example.com #123456`) or a `G-123456` prefix decide alone;
    the Google SMS Retriever app hash (11 characters ending the message) is dropped first, so
    it is never taken as the code;
-3. candidates: 4-8 digit runs, split codes (`123-456`, `1234 5678`) and upper-case
-   letter-and-digit codes (`AB12CD`, only right next to a keyword, never in a promotion);
+3. candidates: 4-8 digit runs, split codes (`123-456`, `1234 5678`) and pairs (`12 34 56`,
+   `12-34-56`); and, counted only right beside a keyword, the riskier shapes: 3-digit codes,
+   runs of 9-12 digits, and letter-and-digit codes in one case (`AB12CD`, `a7k2p9`, never in
+   a promotion);
 4. traps: amounts, phone numbers and hotlines, USSD codes, dates, times, durations,
    quantities, order and transaction references, card tails and masked numbers, identifiers
    made of parts (`INV/2026/...`) and URLs cover spans of the text, and a candidate touching
-   one of them is dropped;
+   one of them is dropped, except a number the trap read by its shape alone (nine digits as
+   "a long number", `31-74-90` as "a date"): that one stays, beside a keyword only;
 5. rank: the candidate closest to an OTP keyword, counted in content words (a code after
-   its keyword beats one in front of it); a keyword qualified as something else ("kode
-   promo", "kode pos") does not count, nor does a bare "code" in a promotion (a coupon).
-   Failing that, the only digit candidate of a message that has a keyword or a "do not
-   share" warning; or, from a sender, one handed over by a verb ("Use 4821 to sign in").
-   A lone number with nothing else (a plate, a store, a flight) is not a code.
+   its keyword beats one in front of it). Fillers ("is", "Anda", "của bạn"), the sender's
+   own name and the product after it ("Steam Guard"), words saying what the code is for
+   ("login", "penarikan", "для входа"), its announced length ("9 digit") and the amount it
+   approves are no distance. A keyword qualified as something else ("kode promo", "kode
+   pos", "Wi-Fi password") does not count, nor does a bare "code" in a promotion (a
+   coupon). Failing that, the only candidate of a message that has a keyword or a "do not
+   share" warning, if it is not a risky shape; or, from a sender, one handed over by a verb
+   ("Use 4821 to sign in"). A lone number with nothing else (a plate, a store, a flight) is
+   not a code.
 """
 
 import re
 import unicodedata
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 __all__ = ["extract_otp"]
@@ -69,9 +77,30 @@ _APP_HASH_RE = re.compile(r"(?:^|\s)(?![0-9]+$)(?![a-z]+$)[A-Za-z0-9+/]{11}$")
 _NOT_AFTER = r"(?<![A-Za-z0-9+])(?<!\d[.,:/-])"
 _NOT_BEFORE = r"(?![A-Za-z0-9])(?![.,:/-]\d)"
 _SPLIT_CODE_RE = re.compile(rf"{_NOT_AFTER}(?<!\d )\d{{3,4}}[ -]\d{{3,4}}{_NOT_BEFORE}(?! \d)")
+# Pairs: "48 20 19", "31-74-90", "12 84 59 30", one separator throughout.
+_PAIRS_CODE_RE = re.compile(
+    rf"{_NOT_AFTER}(?<!\d[ -])\d\d([ -])\d\d\1\d\d(?:\1\d\d)?{_NOT_BEFORE}(?![ -]\d)"
+)
 _DIGIT_CODE_RE = re.compile(rf"{_NOT_AFTER}\d{{4,8}}{_NOT_BEFORE}")
+# The risky shapes below count only right beside a keyword (`_Candidate.beside_keyword_only`).
+_LONG_CODE_RE = re.compile(rf"{_NOT_AFTER}\d{{9,12}}{_NOT_BEFORE}")
+_THREE_DIGIT_CODE_RE = re.compile(rf"{_NOT_AFTER}(?<!\d )\d{{3}}{_NOT_BEFORE}(?! \d)")
+# Letters and digits in one case, as services print them: "AB12CD", "a7k2p9". A mixed-case
+# token is a word, a hash or an id. "@budi2026" is a user name.
 _ALNUM_CODE_RE = re.compile(
-    r"(?<![A-Za-z0-9])(?=[A-Z0-9]*\d)(?=[A-Z0-9]*[A-Z])[A-Z0-9]{4,8}(?![A-Za-z0-9])"
+    r"(?<![A-Za-z0-9@_])"
+    r"(?:(?=[A-Z0-9]*\d)(?=[A-Z0-9]*[A-Z])[A-Z0-9]{4,8}"
+    r"|(?=[a-z0-9]*\d)(?=[a-z0-9]*[a-z])[a-z0-9]{4,8})"
+    r"(?![A-Za-z0-9_])"
+)
+# Reading order matters: a token already taken by an earlier shape is not read again, so
+# "1234 5678" is one split code, not two runs, and "482 019" is not two 3-digit codes.
+_CODE_SHAPES = (
+    (_SPLIT_CODE_RE, False),
+    (_PAIRS_CODE_RE, False),
+    (_DIGIT_CODE_RE, False),
+    (_LONG_CODE_RE, True),
+    (_THREE_DIGIT_CODE_RE, True),
 )
 
 # --- Traps ---------------------------------------------------------------------------------
@@ -203,7 +232,8 @@ _WORD_KEYWORDS = (
 # Scripts without spaces (or where \b misbehaves on combining marks) match anywhere.
 _SCRIPT_KEYWORDS = (
     "验证码|驗證碼|校验码|校驗碼|动态码|動態碼|认证码|認證碼|确认码|確認碼|密码|密碼|口令",
-    "コード|認証番号|確認番号|暗証番号|パスワード|인증번호|인증코드|비밀번호|รหัส",
+    # Thai compounds whole ("verification code", "password"), so what follows is the code.
+    "コード|認証番号|確認番号|暗証番号|パスワード|인증번호|인증코드|비밀번호|รหัสยืนยัน|รหัสผ่าน|รหัส",
     "رمز|كود|کد|التحقق|كلمة المرور",
     "कोड|ओटीपी|सत्यापन|पासवर्ड",
 )
@@ -215,7 +245,7 @@ _QUALIFIERS = (
     r"promo\w*|voucher|vocer|kupon|coupon|cupom|cup[oó]n|refer\w*|referal|reff|rujukan|booking"
     r"|pemesanan|pembayaran|bayar|payment|pos|postal|zip|tracking|resi|unik|diskon|discount"
     r"|descuento|desconto|indirim|reward|gift|hadiah|redeem|tiket|ticket|invite|invitation"
-    r"|undangan|qr|bar|area|negara|country|undian|lottery|raffle|lucky"
+    r"|undangan|qr|bar|area|negara|country|undian|lottery|raffle|lucky|wi-?fi"
 )
 _QUALIFIER_AFTER_RE = re.compile(rf" (?:{_QUALIFIERS})\b", re.IGNORECASE)
 _QUALIFIER_BEFORE_RE = re.compile(rf"\b(?:{_QUALIFIERS}) $", re.IGNORECASE)
@@ -228,7 +258,8 @@ _WEAK_KEYWORD_RE = re.compile(
 # Letter-and-digit codes in a promotion are voucher codes ("Use code SAVE2026 for 20% off").
 _PROMOTION_RE = re.compile(
     r"\b(?:promo\w*|diskon|discount|descuento|desconto|indirim|cashback|voucher|vocer|kupon"
-    r"|coupon|hemat|sale|bonus)\b|\d ?% (?:off|disc)",
+    r"|coupon|hemat|sale|bonus|potongan|ahorr[ae]\w*|economi[sz]e\w*|économisez|sparen"
+    r"|tasarruf\w*|tiết kiệm|tiet kiem)\b|\d ?% (?:off|disc)",
     re.IGNORECASE,
 )
 # "Use 4821 to sign in", "Gunakan 4821 untuk masuk": the verb that hands over a code.
@@ -257,8 +288,31 @@ _FILLER_WORDS = frozenset(
     is are was be the a an as your you ur adalah ialah yaitu yakni merupakan sebagai anda
     kamu mu de es est ist lautet é seu sua tu su votre ihr là của bạn ваш ваша ваше
     هو الخاص بك شما 是 为 為 คือ ของคุณ ของคุณคือ है
+    cua ban la quý khách quy khach
     """.split()
 )
+# Words that say what the code is for, free in the same way: "kode verifikasi penarikan
+# Anda", "código de segurança", "password sementara", "код подтверждения операции".
+_PURPOSE_WORDS = frozenset(
+    """
+    login log-in sign-in security access temporary confirmation account withdrawal
+    authentication transaction operation activation masuk keamanan akses sementara akun akaun
+    penarikan konfirmasi otentikasi autentikasi transaksi aktivasi acceso seguridad
+    confirmación temporal cuenta transacción operación activación acesso segurança confirmação
+    temporária temporário conta transação operação ativação sécurité connexion accès
+    temporaire compte opération transaktion aktivierung giriş güvenlik işlem işlemi aktivasyon
+    входа доступа безопасности операции операция активации giao dịch dich الدخول الأمان التفعيل
+    """.split()
+)
+_FREE_WORDS = _FILLER_WORDS | _PURPOSE_WORDS
+# "for" before a purpose word is part of it: "код для входа", "kode untuk masuk".
+_PURPOSE_PREPOSITIONS = frozenset("for to untuk utk для para pour für".split())
+# Nor is the code's announced length ("kode verifikasi 9 digit kamu: ...") or the amount it
+# approves ("Kode otentikasi transaksi Rp 7.500.000 adalah ...").
+_LENGTH_RE = re.compile(
+    r"(?<!\d)\d{1,2}[ -]?(?:digits?|haneli|chiffres|dígitos|цифр\w*|angka)\b", re.IGNORECASE
+)
+_NAME_WORD_RE = re.compile(r"[^\W\d_]+")
 _PUNCTUATION = ".,;:!?\"'“”‘’«»()[]{}<>*#=/|–—-「」『』【】、，。：；！？·"
 _SENTENCE_END_RE = re.compile(r"[.!?。！？।](?:\s|$)")
 _NEAR_WORDS = 4
@@ -270,7 +324,10 @@ class _Candidate:
     start: int
     end: int
     code: str
-    is_alnum: bool = False
+    # Letters and digits, 3 digits, 9 or more digits, or a number a trap read by its shape
+    # alone: such a token is a code only right beside a keyword, never on its own (it is as
+    # likely a word, a bank code, an account number or a date).
+    beside_keyword_only: bool = False
 
 
 def extract_otp(text: str, sender: str | None = None, *, pattern: str | None = None) -> str | None:
@@ -332,12 +389,13 @@ def _generic_code(text: str, sender: str | None) -> str | None:
     exact = _exact_format_code(text)
     if exact:
         return exact
-    candidates = _candidates(text)
     keywords = _keyword_spans(text)
-    best = _best_near_keyword(text, candidates, keywords)
+    sender_words = _sender_words(sender)
+    candidates = _candidates(text, keywords, sender_words)
+    best = _best_near_keyword(text, candidates, keywords, sender_words)
     if best is not None:
         return best.code
-    digit_codes = [c for c in candidates if not c.is_alnum]
+    digit_codes = [c for c in candidates if not c.beside_keyword_only]
     if len(digit_codes) != 1:
         return None
     (lone,) = digit_codes
@@ -362,37 +420,65 @@ def _exact_format_code(text: str) -> str | None:
     return None
 
 
-def _candidates(text: str) -> list[_Candidate]:
-    """Every code-shaped token of the text that no trap covers, in reading order."""
-    taken = bytearray(len(text))  # split codes first: "1234 5678" is one code, not two
+def _candidates(
+    text: str, keywords: list[tuple[int, int]], sender_words: frozenset[str]
+) -> list[_Candidate]:
+    """Every code-shaped token of the text that no trap covers, in reading order.
+
+    A risky shape with no keyword right beside it is dropped before the traps are read: it
+    could not win, and most messages then need no trap at all.
+    """
+    taken = bytearray(len(text))
     found: list[_Candidate] = []
-    for match in _SPLIT_CODE_RE.finditer(text):
-        taken[match.start() : match.end()] = b"\1" * (match.end() - match.start())
-        found.append(_Candidate(match.start(), match.end(), _remove_separators(match.group())))
-    found += [
-        _Candidate(m.start(), m.end(), m.group())
-        for m in _DIGIT_CODE_RE.finditer(text)
-        if not any(taken[m.start() : m.end()])
-    ]
-    if not _PROMOTION_RE.search(text):
+    for regex, beside_keyword_only in _CODE_SHAPES:
+        for match in regex.finditer(text):
+            start, end = match.span()
+            if not any(taken[start:end]):
+                taken[start:end] = b"\1" * (end - start)
+                code = _remove_separators(match.group())
+                found.append(_Candidate(start, end, code, beside_keyword_only))
+    if not _PROMOTION_RE.search(text):  # in a promotion, letters and digits are a voucher
         found += [
-            _Candidate(m.start(), m.end(), m.group(), is_alnum=True)
+            _Candidate(m.start(), m.end(), m.group(), beside_keyword_only=True)
             for m in _ALNUM_CODE_RE.finditer(text)
         ]
+    found = [
+        candidate
+        for candidate in found
+        if not candidate.beside_keyword_only
+        or _is_beside_keyword(text, candidate, keywords, sender_words)
+    ]
     if not found:
         return []
-    trapped = _trap_mask(text)
-    kept = [c for c in found if not any(trapped[c.start : c.end])]
+    trapped, shape_only = _trap_mask(text, {(c.start, c.end) for c in found if c.code.isdigit()})
+    kept = []
+    for candidate in found:
+        if any(trapped[candidate.start : candidate.end]):
+            continue
+        if (candidate.start, candidate.end) in shape_only:
+            candidate = replace(candidate, beside_keyword_only=True)
+        kept.append(candidate)
     return sorted(kept, key=lambda c: c.start)
 
 
-def _trap_mask(text: str) -> bytearray:
-    """One byte per character, set where an amount, phone, date, reference... lies."""
+def _trap_mask(
+    text: str, number_spans: set[tuple[int, int]]
+) -> tuple[bytearray, set[tuple[int, int]]]:
+    """One byte per character, set where an amount, phone, date, reference... lies.
+
+    A trap that covers exactly one of `number_spans` and nothing around it judged the
+    number by its shape alone (nine digits are "a long number", "31-74-90" is "a date"):
+    it is returned apart, and the number stays a code if a keyword sits right beside it.
+    """
     mask = bytearray(len(text))
+    shape_only = set()
     for regex in _TRAP_RES:
         for match in regex.finditer(text):
-            mask[match.start() : match.end()] = b"\1" * (match.end() - match.start())
-    return mask
+            if match.span() in number_spans:
+                shape_only.add(match.span())
+            else:
+                mask[match.start() : match.end()] = b"\1" * (match.end() - match.start())
+    return mask, shape_only
 
 
 def _keyword_spans(text: str) -> list[tuple[int, int]]:
@@ -410,34 +496,68 @@ def _keyword_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _sender_words(sender: str | None) -> frozenset[str]:
+    """The sender's name, in words: "Kode verifikasi Grab kamu" is no further for it."""
+    return frozenset(_NAME_WORD_RE.findall(sender.lower())) if sender else frozenset()
+
+
 def _best_near_keyword(
-    text: str, candidates: list[_Candidate], keywords: list[tuple[int, int]]
+    text: str,
+    candidates: list[_Candidate],
+    keywords: list[tuple[int, int]],
+    sender_words: frozenset[str],
 ) -> _Candidate | None:
-    # Keyword spans come from finditer: sorted and disjoint, so their ends are sorted too.
-    starts = [start for start, _ in keywords]
-    ends = [end for _, end in keywords]
     best: tuple[tuple[int, ...], _Candidate] | None = None
     for candidate in candidates:
-        low = bisect_left(ends, candidate.start - _NEAR_CHARS)
-        high = bisect_right(starts, candidate.end + _NEAR_CHARS)
-        scores = [
-            score
-            for keyword in keywords[low:high]
-            if (score := _closeness(text, candidate, keyword)) is not None
-        ]
-        if not scores:
+        closest = _closest_keyword(text, candidate, keywords, sender_words)
+        if closest is None:
             continue
-        words, direction, distance = min(scores)
-        if candidate.is_alnum and words > 0:
+        words, direction, distance = closest
+        if candidate.beside_keyword_only and words > 0:
             continue
-        key = (words, direction, candidate.is_alnum, distance, candidate.start)
+        key = (words, direction, candidate.beside_keyword_only, distance, candidate.start)
         if best is None or key < best[0]:
             best = (key, candidate)
     return best[1] if best is not None else None
 
 
+def _is_beside_keyword(
+    text: str, candidate: _Candidate, keywords: list[tuple[int, int]], sender_words: frozenset[str]
+) -> bool:
+    closest = _closest_keyword(text, candidate, keywords, sender_words)
+    return closest is not None and closest[0] == 0
+
+
+def _closest_keyword(
+    text: str, candidate: _Candidate, keywords: list[tuple[int, int]], sender_words: frozenset[str]
+) -> tuple[int, int, int] | None:
+    """The closeness (below) of the keyword nearest the candidate, or None if none is near.
+
+    Only the nearest keyword on each side counts: a farther one has the nearer one, and all
+    that lies between, in its gap, so it is never closer. Keyword spans come from finditer:
+    sorted and disjoint, so their ends are sorted too.
+    """
+    before = bisect_right(keywords, candidate.start, key=_span_end) - 1
+    after = bisect_left(keywords, candidate.end, key=_span_start)
+    scores = [
+        score
+        for index in (before, after)
+        if 0 <= index < len(keywords)
+        and (score := _closeness(text, candidate, keywords[index], sender_words)) is not None
+    ]
+    return min(scores, default=None)
+
+
+def _span_start(span: tuple[int, int]) -> int:
+    return span[0]
+
+
+def _span_end(span: tuple[int, int]) -> int:
+    return span[1]
+
+
 def _closeness(
-    text: str, candidate: _Candidate, keyword: tuple[int, int]
+    text: str, candidate: _Candidate, keyword: tuple[int, int], sender_words: frozenset[str]
 ) -> tuple[int, int, int] | None:
     """(content words between, 0 if the code follows the keyword else 1, characters between),
     or None when the two are too far apart or in different sentences."""
@@ -450,12 +570,23 @@ def _closeness(
         return None
     if len(gap) > _NEAR_CHARS or _SENTENCE_END_RE.search(gap):
         return None
-    words = _content_words(gap)
+    words = _content_words(gap, sender_words)
     if words > _NEAR_WORDS:
         return None
     return words, direction, len(gap)
 
 
-def _content_words(gap: str) -> int:
-    words = (token.strip(_PUNCTUATION).lower() for token in gap.split())
-    return sum(1 for word in words if word and word not in _FILLER_WORDS)
+def _content_words(gap: str, sender_words: frozenset[str]) -> int:
+    gap = _AMOUNT_RE.sub(" ", _LENGTH_RE.sub(" ", gap))
+    tokens = [token for token in (t.strip(_PUNCTUATION) for t in gap.split()) if token]
+    words = 0
+    naming = False  # inside the sender's name and the product named after it: "Steam Guard"
+    for token, following in zip(tokens, [*tokens[1:], ""], strict=False):
+        word = token.lower()
+        naming = word in sender_words or (naming and token[0].isupper())
+        if naming or word in _FREE_WORDS:
+            continue
+        if word in _PURPOSE_PREPOSITIONS and following.lower() in _PURPOSE_WORDS:
+            continue
+        words += 1
+    return words

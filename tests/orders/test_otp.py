@@ -1,4 +1,7 @@
-"""Tests for orders.otp.extract_otp: one table of real-looking SMS, one of app patterns."""
+"""Tests for orders.otp.extract_otp: one table of real-looking SMS, one of app patterns, and
+garbage input that must stay linear."""
+
+import time
 
 import pytest
 
@@ -262,6 +265,26 @@ CASES = [
     P("Kode\u00a0OTP:\u2009123\u00a0456", None, "123456", id="unicode-spaces"),
     P("Kode OTP: 12\u200b3456", None, "123456", id="zero-width-space"),
     P("Gunakan 4821 untuk masuk.", "Gojek", "4821", id="lone-number-with-sender"),
+    # --- Risky shapes: pairs, 9+ digits, lower case, 3 digits ------------------------------
+    P("Kode OTP Anda 48 20 19. Berlaku 3 menit.", None, "482019", id="pairs"),
+    P("Your verification code is 31-74-90.", None, "317490", id="pairs-dashed-not-a-date"),
+    P("Your security code is 12 84 59 30.", None, "12845930", id="pairs-four"),
+    P("[OKX] Your verification code is 5102938476.", None, "5102938476", id="ten-digits"),
+    P("Bybit: 9381027465 is your verification code.", None, "9381027465", id="ten-digits-first"),
+    P("Kode verifikasi penarikan Anda 582019374.", None, "582019374", id="purpose-word-free"),
+    P("Kode verifikasi 9 digit kamu: 204918375.", None, "204918375", id="announced-length-free"),
+    P(
+        "BNI: Kode otentikasi transaksi Rp 7.500.000 adalah 9028173645.",
+        None,
+        "9028173645",
+        id="approved-amount-free",
+    ),
+    P("Альфа-Банк: код для входа 749201835.", None, "749201835", id="for-purpose-free"),
+    P("Roblox: Your verification code is x9f3k2.", None, "x9f3k2", id="lower-case-kept"),
+    P("Kode verifikasi Grab kamu: h3k8p1", "Grab", "h3k8p1", id="sender-name-free"),
+    P("Kode Steam Guard kamu: 7KQ2M", "Steam", "7KQ2M", id="sender-product-free"),
+    P("Your code is 482", None, "482", id="three-digits"),
+    P("LinkAja: 037 adalah kode OTP kamu.", None, "037", id="three-digits-first"),
     # --- No code: promotions, balances, deliveries, transfers ------------------------------
     P(
         "PROMO GAJIAN! Diskon hingga Rp 50.000 untuk pembelian pulsa min. Rp 100.000. "
@@ -368,6 +391,26 @@ CASES = [
         id="only-app-hash",
     ),
     P("", None, None, id="empty"),
+    # --- No code: the traps nearest the risky shapes ---------------------------------------
+    P("Hasil undian: 04 12 23 31 40 45. Cek tiket Anda.", "Lotto", None, id="lottery-pairs"),
+    P(
+        "Kode OTP Anda akan kedaluwarsa pada 27-11-26 pukul 14:30.",
+        "OVO",
+        None,
+        id="date-like-pairs-not-beside",
+    ),
+    P("Votre code arrive. Appelez le 01 45 67 89 12.", "Acme", None, id="phone-in-pairs"),
+    P("Kode OTP dikirim ke 6281234567890.", "Acme", None, id="phone-not-beside"),
+    P("Top up 86 Diamonds untuk ID 482019374 berhasil.", "Moonton", None, id="player-id"),
+    P("Kode pembayaran Anda 482019374 di Indomaret.", "Tokopedia", None, id="payment-code"),
+    P("Kode verifikasi Grab kamu: h3k8p1", None, None, id="lower-case-not-beside"),
+    P("Gunakan kode jajan25 buat potongan 25% di GoFood!", "Gojek", None, id="lower-promo"),
+    P("Welcome! Your Wi-Fi password is hilton26.", "Hilton", None, id="wifi-password"),
+    P("Your invite code is fam8k2q1.", "Spotify", None, id="invite-code"),
+    P("TikTok: Kamu menerima 120 koin dari @budi2026.", "TikTok", None, id="user-name"),
+    P("Transfer ke BCA (kode bank 014) berhasil.", "BCA", None, id="bank-code"),
+    P("Kode OTP telah dikirim ke nomor yang berakhiran 725.", "GOPAY", None, id="phone-tail"),
+    P("Kode verifikasi dikirim. Hubungi 135 jika belum.", "Acme", None, id="short-hotline"),
 ]
 
 PATTERN_CASES = [
@@ -379,7 +422,30 @@ PATTERN_CASES = [
     P("Kode OTP: 246810", r"token (\d+)", "246810", id="no-match-falls-back"),
     P("Kode OTP: 246810", r"(unclosed", "246810", id="invalid-falls-back"),
     P("Saldo Anda Rp 150.000", r"token (\d+)", None, id="no-match-no-code"),
+    P("Kode OTP 48 20 19. Ref 777", r"ref (\d+)", "777", id="pattern-beats-pairs"),
 ]
+
+# Garbage that would make a careless pattern backtrack or rescan (docs/OTP.md): each unit is
+# repeated to GARBAGE_LENGTH characters, and the time must stay far below a quadratic one.
+GARBAGE = [
+    P("1", id="digits"),
+    P("1 ", id="spaced-digits"),
+    P("12-", id="dashed-pairs"),
+    P("123 ", id="three-digit-groups"),
+    P("1.", id="dotted-digits"),
+    P("1/", id="slashes"),
+    P("*", id="stars"),
+    P("•", id="bullets"),
+    P("x ", id="x-x-x"),
+    P("a1", id="lower-alnum-run"),
+    P("Rp 1.000 ", id="amounts"),
+    P("kode 12 34 56 ", id="keywords-and-pairs"),
+    P("OTP 1234567890 ", id="keywords-and-long-codes"),
+    P("code a1b2c3 ", id="keywords-and-lower-codes"),
+    P("Kode Grab Guard untuk masuk 9 digit Rp 1 ", id="gap-words"),
+]
+GARBAGE_LENGTH = 100_000
+GARBAGE_SECONDS = 5.0  # about 1 s on one core; quadratic would take minutes
 
 
 @pytest.mark.parametrize(("text", "sender", "expected"), CASES)
@@ -390,3 +456,11 @@ def test_extract_otp(text: str, sender: str | None, expected: str | None) -> Non
 @pytest.mark.parametrize(("text", "pattern", "expected"), PATTERN_CASES)
 def test_application_pattern(text: str, pattern: str, expected: str | None) -> None:
     assert extract_otp(text, pattern=pattern) == expected
+
+
+@pytest.mark.parametrize("unit", GARBAGE)
+def test_garbage_input_stays_fast(unit: str) -> None:
+    text = (unit * (GARBAGE_LENGTH // len(unit) + 1))[:GARBAGE_LENGTH]
+    started = time.perf_counter()
+    extract_otp(text, "Grab")
+    assert time.perf_counter() - started < GARBAGE_SECONDS
