@@ -10,7 +10,7 @@ order messages and ledger rows (hold, then capture or release).
 While the big tables load, their secondary indexes and their unique and foreign-key
 constraints are dropped (the database is ours) and rebuilt afterwards, which also checks
 every foreign key in one pass. The stock's triggers are off too, and the counts are made
-once at the end (`manage.py stock_count --recount`). Ledger balances are then set from the
+once at the end (`manage.py kept_counts --recount`). Ledger balances are then set from the
 entries with one UPDATE, so each cached balance equals the sum of its entries by
 construction.
 """
@@ -353,7 +353,7 @@ class Seeder:
                 "  GROUP BY account_id) s WHERE a.id = s.account_id"
             )
             conn.commit()
-        manage("stock_count", "--recount", env=production_env(self.db.url))
+        manage("kept_counts", "--recount", env=production_env(self.db.url))
         lap("stock counts")
         with self.db.connect(autocommit=True) as conn:
             conn.execute("VACUUM (ANALYZE)")

@@ -52,6 +52,13 @@ class OperatorOffer:
     operator: str
     price: int
     stock: int
+    # The last 24 hours (orders/statements/deliverability.py); None below the sample.
+    success_rate: float | None = None
+    median_seconds_to_sms: int | None = None
+
+    @property
+    def success_percent(self) -> int | None:
+        return None if self.success_rate is None else round(self.success_rate * 100)
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,13 @@ def catalogue() -> list[CatalogueEntry]:
             name=app["name"],
             offers=sorted(
                 (
-                    OperatorOffer(operator=op, price=o["price"], stock=o["stock"])
+                    OperatorOffer(
+                        operator=op,
+                        price=o["price"],
+                        stock=o["stock"],
+                        success_rate=o["success_rate"],
+                        median_seconds_to_sms=o["median_seconds_to_sms"],
+                    )
                     for op, o in app["operators"].items()
                 ),
                 key=lambda offer: _OPERATOR_ORDER.get(offer.operator, 9),

@@ -223,6 +223,45 @@ class StockCountChange(models.Model):
         return f"{self.application_id} {self.operator} {self.carrier}: {self.modems:+}"
 
 
+class DeliveryCount(models.Model):
+    """How the orders of one application and pool placed in one hour ended: per bucket of
+    seconds from the order to its first SMS (`bucket` -1: none came, the order was
+    cancelled or expired), how many. Kept by a trigger as orders end
+    (orders/statements/deliverability.py); the services list reads the last day and week
+    from here, never from the orders."""
+
+    application_id = models.PositiveIntegerField()  # no foreign key: kept by SQL
+    operator = models.CharField(max_length=8, choices=Operator.choices)
+    hour = models.DateTimeField()
+    bucket = models.SmallIntegerField()
+    orders = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "application_id", "operator", "bucket"],
+                name="orders_delivery_count_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.application_id} {self.operator} {self.hour:%Y-%m-%d %H}h: {self.orders}"
+
+
+class DeliveryCountChange(models.Model):
+    """A `DeliveryCount` change not added in yet (PostgreSQL), as for the stock: the
+    trigger only inserts, so orders ending at once never wait on a count row."""
+
+    application_id = models.PositiveIntegerField()
+    operator = models.CharField(max_length=8, choices=Operator.choices)
+    hour = models.DateTimeField()
+    bucket = models.SmallIntegerField()
+    orders = models.IntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.application_id} {self.operator} {self.hour:%Y-%m-%d %H}h: {self.orders:+}"
+
+
 class OrderMessage(models.Model):
     """An inbound SMS matched to an order."""
 

@@ -29,7 +29,7 @@ from orders.models import (
     OrderMessage,
     OrderStatus,
 )
-from orders.statements import stock_counts
+from orders.statements import deliverability, stock_counts
 from orders.statements.common import aware, column_of
 from zerotp.db import prepared
 
@@ -43,8 +43,8 @@ def services_catalogue() -> list[dict[str, Any]]:
     CATALOGUE_CACHE_SECONDS (a couple of seconds).
 
     When the copy is due, one worker computes the next while the others go on answering
-    with it, rather than all of them computing the same stock at once (on a database with
-    a long history that is a few hundred milliseconds each). So an answer is at most
+    with it, rather than all of them computing the same catalogue at once (a few
+    milliseconds: the stock is read from its kept counts). So an answer is at most
     CATALOGUE_CACHE_SECONDS old plus the time one computation takes; should that one fail
     or hang, the copy expires at twice CATALOGUE_CACHE_SECONDS and whoever asks next
     computes it."""
@@ -67,8 +67,20 @@ def services_catalogue() -> list[dict[str, Any]]:
     return catalogue
 
 
+def _delivery_fields(windows: dict[str, deliverability.Window] | None) -> dict[str, Any]:
+    """A pool's deliverability: the last 24 hours' at the top, both windows below."""
+    windows = windows or {name: deliverability.empty() for name in deliverability.WINDOWS}
+    day = windows["24h"]
+    return {
+        "success_rate": day.success_rate,
+        "median_seconds_to_sms": day.median_seconds_to_sms,
+        "deliverability": {name: window.as_json() for name, window in windows.items()},
+    }
+
+
 def _catalogue_now() -> list[dict[str, Any]]:
     stock = stock_counts.stock()
+    delivery = deliverability.figures()
     applications = Application.objects.filter(enabled=True).prefetch_related(
         Prefetch("prices", queryset=ApplicationPrice.objects.order_by("operator"))
     )
@@ -78,6 +90,7 @@ def _catalogue_now() -> list[dict[str, Any]]:
             p.operator: {
                 "price": p.price,
                 "stock": stock(app.id, p.operator),
+                **_delivery_fields(delivery.get((app.id, p.operator))),
             }
             for p in app.prices.all()
         }

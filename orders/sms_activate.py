@@ -316,14 +316,15 @@ def _codes() -> dict[int, str]:
     return {offer.application_id: offer.service_code for offer in service_offers()}
 
 
-def _offered(entry: dict[str, Any]) -> tuple[int, int] | None:
-    """A catalogue entry's (cost, count): the price getNumber would charge now (the
-    cheapest pool with stock, else the cheapest) and the free numbers of all pools."""
-    pools = sorted((pool["price"], pool["stock"]) for pool in entry["operators"].values())
+def _offered(entry: dict[str, Any]) -> tuple[int, int, dict[str, Any]] | None:
+    """A catalogue entry's (cost, count, pool): the pool getNumber would take now (the
+    cheapest with stock, else the cheapest) and its price, and the free numbers of all
+    pools."""
+    pools = sorted(entry["operators"].values(), key=lambda pool: (pool["price"], pool["stock"]))
     if not pools:
         return None
-    cost = next((price for price, count in pools if count > 0), pools[0][0])
-    return cost, sum(count for _, count in pools)
+    pool = next((pool for pool in pools if pool["stock"] > 0), pools[0])
+    return pool["price"], sum(pool["stock"] for pool in pools), pool
 
 
 def get_prices(request: KeyedRequest) -> HttpResponse:
@@ -337,7 +338,12 @@ def get_prices(request: KeyedRequest) -> HttpResponse:
         offered = _offered(entry)
         if code is None or offered is None or (service and service not in (code, entry["code"])):
             continue
-        prices[code] = {"cost": offered[0], "count": offered[1]}
+        cost, count, pool = offered
+        prices[code] = {"cost": cost, "count": count}
+        if pool["success_rate"] is not None:
+            # 5sim's name and scale: the share of the pool's orders of the last 24 hours
+            # that received an SMS, in percent; absent below the minimum sample.
+            prices[code]["rate"] = round(pool["success_rate"] * 100, 1)
     return as_json({str(settings.ACTIVATION_COUNTRY): prices} if prices or not service else {})
 
 

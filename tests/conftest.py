@@ -85,6 +85,7 @@ def test_settings(settings: object, monkeypatch: pytest.MonkeyPatch) -> None:
     settings.API_RATE_LIMIT = "0"
     # Tests read the stock right after changing it; the cache has its own test.
     settings.CATALOGUE_CACHE_SECONDS = 0
+    settings.DELIVERABILITY_CACHE_SECONDS = 0
     # Nor the process's copy of the service codes: a database rolled back reuses ids.
     monkeypatch.setattr(selectors, "_offers", (-math.inf, {}))
     # The suite runs without collectstatic: serve assets from the apps, not a manifest.

@@ -71,6 +71,11 @@ SCAN_GUARD_ORDERS = _positive_int("SCAN_GUARD_ORDERS", 20)
 SCAN_GUARD_MIN_SMS_PERCENT = _positive_int("SCAN_GUARD_MIN_SMS_PERCENT", 5, minimum=0)
 # The public catalogue (prices and stock) is cached this long; 0 turns the cache off.
 CATALOGUE_CACHE_SECONDS = _positive_int("CATALOGUE_CACHE_SECONDS", 2, minimum=0)
+# How often and how fast codes arrive (orders/statements/deliverability.py): a figure needs
+# this many decided orders (delivered ones, for the times) in its window, else it is null;
+# the figures are recomputed this often.
+DELIVERABILITY_MIN_ORDERS = _positive_int("DELIVERABILITY_MIN_ORDERS", 20)
+DELIVERABILITY_CACHE_SECONDS = _positive_int("DELIVERABILITY_CACHE_SECONDS", 60, minimum=0)
 CURRENCY = "IDR"
 # --- Money in and out (billing/topups.py, billing/withdrawals.py) ------------------------
 TOPUP_MIN = _positive_int("TOPUP_MIN", 10_000)

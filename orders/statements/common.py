@@ -50,3 +50,24 @@ def loaded[M: Model](model: type[M], names: Sequence[str], values: Sequence[Any]
     deferred: read from the database if ever used)."""
     values = [aware(v) if isinstance(v, datetime) else v for v in values]
     return model.from_db(connection.alias, list(names), values)
+
+
+def add_to_counts(table: str, key: str, count: str, rows: str) -> str:
+    """Add the (key..., count) rows of a query to a table of counts kept by triggers, in
+    key order: two statements adding to the same rows never wait for each other in a
+    circle."""
+    return (
+        f"INSERT INTO {table} ({key}, {count})\n{rows} ORDER BY {key}\n"
+        f"ON CONFLICT ({key}) DO UPDATE SET {count} = {table}.{count} + excluded.{count}"
+    )
+
+
+def fold_changes(changes: str, table: str, key: str, count: str) -> str:
+    """Move a table of changes (what PostgreSQL's triggers insert, so that writers never
+    wait on a count row) into its table of counts, in one statement: a reader sees each
+    change in one table or the other. A fold running at once waits for the rows this one
+    deletes, then skips them."""
+    moved = f"SELECT {key}, SUM({count}) FROM moved GROUP BY {key} HAVING SUM({count}) <> 0"
+    return f"WITH moved AS (DELETE FROM {changes} RETURNING {key}, {count})\n" + add_to_counts(
+        table, key, count, moved
+    )

@@ -29,7 +29,7 @@ from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
 from modems.models import Modem
 from orders.models import Order, StockCount, StockCountChange
-from orders.statements.common import ORDER
+from orders.statements.common import ORDER, add_to_counts, fold_changes
 from orders.statements.free_modems import BLOCKING, MODEM, blocked, count_parts, flagged
 
 STOCK = StockCount._meta.db_table
@@ -46,14 +46,6 @@ def _columns(alias: str, columns: tuple[str, ...]) -> str:
     return ", ".join(f"{alias}.{column} AS {column}" for column in columns)
 
 
-def _upsert(rows: str) -> str:
-    """Add to the counts the (key, modems) rows of a query, in key order."""
-    return (
-        f"INSERT INTO {STOCK} ({KEY}, modems)\n{rows} ORDER BY {KEY}\n"
-        f"ON CONFLICT ({KEY}) DO UPDATE SET modems = {STOCK}.modems + excluded.modems"
-    )
-
-
 def _add(after: list[str], before: list[str], vendor: str) -> str:
     """Add to the counts the `after` counts less the `before` ones: on PostgreSQL, as
     changes that reading the stock adds in (no trigger waits for a count row)."""
@@ -62,7 +54,7 @@ def _add(after: list[str], before: list[str], vendor: str) -> str:
     rows = f"SELECT {KEY}, SUM(modems) FROM ({union}) delta GROUP BY {KEY} HAVING SUM(modems) <> 0"
     if vendor == "postgresql":
         return f"INSERT INTO {CHANGES} ({KEY}, modems)\n{rows}"
-    return _upsert(rows)
+    return add_to_counts(STOCK, KEY, "modems", rows)
 
 
 def _differ(old: str, new: str, columns: tuple[str, ...], vendor: str) -> str:
@@ -207,13 +199,7 @@ def recount() -> list[str]:
     ]
 
 
-# Moves the changes into the counts, in one statement: a reader sees them in one table or
-# the other. Another fold running at once waits for the rows this one deletes, then skips
-# them; the counts are added in key order, so two folds never wait for each other in a
-# circle.
-_FOLD = f"WITH moved AS (DELETE FROM {CHANGES} RETURNING {KEY}, modems)\n" + _upsert(
-    f"SELECT {KEY}, SUM(modems) FROM moved GROUP BY {KEY} HAVING SUM(modems) <> 0"
-)
+_FOLD = fold_changes(CHANGES, STOCK, KEY, "modems")
 
 
 def install(schema_editor: BaseDatabaseSchemaEditor) -> None:
