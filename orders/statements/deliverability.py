@@ -36,7 +36,7 @@ BOUNDS = (10, 20, 30, 45, 60, 90, 120, 180, 240, 300, 420, 600, 900)
 NO_SMS = -1
 WINDOWS = {"24h": 24, "7d": 7 * 24}  # hours
 TRIGGER = f"zerotp_delivery_{ORDER}_update"
-CACHE_KEY = "orders:deliverability:v1"  # (computed at, figures)
+CACHE_KEY = "orders:deliverability:v1"  # the figures, for DELIVERABILITY_CACHE_SECONDS
 _DELIVERED = "('{}', '{}')".format(*USED_STATUSES)
 
 
@@ -176,9 +176,7 @@ def figures_now(now: datetime | None = None) -> Figures:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(_FOLD)
-    both = (
-        f"SELECT {KEY}, orders FROM {COUNTS} UNION ALL SELECT {KEY}, orders FROM {CHANGES}"
-    )
+    both = f"SELECT {KEY}, orders FROM {COUNTS} UNION ALL SELECT {KEY}, orders FROM {CHANGES}"
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT application_id, operator, hour >= %s, bucket, SUM(orders) FROM ({both}) "
@@ -221,4 +219,3 @@ def figures() -> Figures:
 
 def empty() -> Window:
     return Window(orders=0, success_rate=None, median_seconds_to_sms=None, p90_seconds_to_sms=None)
-

@@ -170,16 +170,16 @@ def _sqlite(table: str, columns: tuple[str, ...], delta: Delta) -> list[str]:
     """One trigger per row and event; OLD and NEW as one-row relations."""
     statements = []
     old, new = _one_row("OLD", columns), _one_row("NEW", columns)
-    for event, sides, when in (
-        ("insert", (None, new), ""),
-        ("update", (old, new), f" WHEN {_differ('OLD', 'NEW', columns, 'sqlite')}"),
-        ("delete", (old, None), ""),
+    for event, before, after, when in (
+        ("insert", None, new, ""),
+        ("update", old, new, f" WHEN {_differ('OLD', 'NEW', columns, 'sqlite')}"),
+        ("delete", old, None, ""),
     ):
         name = f"{TRIGGER}_{table}_{event}"
         statements += [
             f"DROP TRIGGER IF EXISTS {name}",
             f"CREATE TRIGGER {name} AFTER {event.upper()} ON {table} FOR EACH ROW{when}\n"
-            f"BEGIN\n{delta(*sides, 'sqlite')};\nEND",
+            f"BEGIN\n{delta(before, after, 'sqlite')};\nEND",
         ]
     return statements
 
