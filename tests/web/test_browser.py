@@ -4,19 +4,21 @@ staff top up through the admin, and the pages change without a reload."""
 
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from django.core import mail
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 from standardwebhooks.webhooks import Webhook
 
 from accounts.models import ApiKey
 from billing.services import wallet_balance
 from orders.models import Application, Order, OrderStatus
-from tests.factories import make_agent
+from tests.factories import ModemFactory, make_agent
 from tests.receiver import running_receiver
 from tests.web.conftest import DESKTOP, PHONE, Account, Shoot, make_account
 
@@ -458,3 +460,44 @@ def test_the_language_switcher_shows_the_site_in_indonesian(
     expect(page.get_by_text("Saldo Anda", exact=True)).to_be_visible()
     expect(page.locator("#balance")).to_have_text("Rp 10.000")
     shoot(page, "41-dashboard-indonesian")
+
+
+def test_the_order_form_and_the_services_list_show_how_each_pool_delivers(
+    page: Page,
+    live_server: Any,
+    buyer_account: Account,
+    whatsapp: Application,
+    log_in: LogIn,
+    shoot: Shoot,
+) -> None:
+    """Issue 19: beside each pool's price, the share of the last day's orders that got a
+    code and the median time to it; a pool below the sample says it has no figures yet."""
+    agent = make_agent()
+    for n, seconds in enumerate([12, 18, 25, 31, 38, 44, 52, 66, 80, 95] * 2 + [None] * 5):
+        created = timezone.now() - timedelta(minutes=30)
+        order = Order.objects.create(
+            buyer=buyer_account.user,
+            application=whatsapp,
+            operator="normal",
+            modem=ModemFactory(reseller=agent.user, last_heartbeat_at=None),
+            reseller=agent.user,
+            phone_number=f"62877{n:07d}",
+            price=3500,
+            created_at=created,
+            expires_at=created + timedelta(minutes=20),
+        )
+        Order.objects.filter(pk=order.pk).update(
+            status=OrderStatus.EXPIRED if seconds is None else OrderStatus.COMPLETED,
+            completed_at=None if seconds is None else created + timedelta(seconds=seconds),
+        )
+
+    log_in(page, buyer_account)
+    page.get_by_label("Application").select_option(label="WhatsApp")
+    normal = page.locator("label.offer", has_text="Normal")
+    expect(normal).to_contain_text("80% got a code · ~40 s")
+    expect(page.locator("label.offer", has_text="Promo")).to_contain_text("no delivery figures yet")
+    shoot(page, "14-order-form-deliverability")
+
+    page.goto(f"{live_server.url}/api/v1/services")
+    expect(page.locator("body")).to_contain_text("success_rate")
+    shoot(page, "15-services-list-deliverability")
