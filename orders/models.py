@@ -262,6 +262,30 @@ class DeliveryCountChange(models.Model):
         return f"{self.application_id} {self.operator} {self.hour:%Y-%m-%d %H}h: {self.orders:+}"
 
 
+class NumberRecord(models.Model):
+    """How one number has served one application: its decided orders, delivered or not,
+    and how many failed in a row since its last code. Kept by the deliverability trigger
+    (orders/statements/deliverability.py) as orders leave pending: what resting a number
+    that keeps failing, and preferring numbers that deliver, read."""
+
+    phone_number = models.CharField(max_length=15)
+    application_id = models.PositiveIntegerField()  # no foreign key: kept by SQL
+    delivered = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    failed_in_a_row = models.IntegerField(default=0)
+    last_failed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["phone_number", "application_id"], name="orders_number_record_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.phone_number} for {self.application_id}: {self.delivered}/{self.failed}"
+
+
 class OrderMessage(models.Model):
     """An inbound SMS matched to an order."""
 

@@ -1,5 +1,6 @@
 """How often and how fast codes arrive, kept per hour by a trigger
-(orders/statements/deliverability.py), counted from the orders decided so far."""
+(orders/statements/deliverability.py), and each number's record per application, counted
+from the orders decided so far."""
 
 from django.db import migrations, models
 
@@ -50,6 +51,31 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="DeliveryCountChange",
             fields=[*key(), ("orders", models.IntegerField())],
+        ),
+        migrations.CreateModel(
+            name="NumberRecord",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("phone_number", models.CharField(max_length=15)),
+                ("application_id", models.PositiveIntegerField()),
+                ("delivered", models.IntegerField(default=0)),
+                ("failed", models.IntegerField(default=0)),
+                ("failed_in_a_row", models.IntegerField(default=0)),
+                ("last_failed_at", models.DateTimeField(blank=True, null=True)),
+            ],
+            options={
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("phone_number", "application_id"),
+                        name="orders_number_record_key",
+                    )
+                ],
+            },
         ),
         migrations.RunPython(install, uninstall),
     ]

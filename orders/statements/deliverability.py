@@ -24,7 +24,13 @@ from django.db import connection
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.utils import timezone
 
-from orders.models import USED_STATUSES, DeliveryCount, DeliveryCountChange
+from orders.models import (
+    USED_STATUSES,
+    DeliveryCount,
+    DeliveryCountChange,
+    NumberRecord,
+    OrderStatus,
+)
 from orders.statements.common import ORDER, PENDING, add_to_counts, as_stored, fold_changes
 
 COUNTS = DeliveryCount._meta.db_table
@@ -38,6 +44,9 @@ WINDOWS = {"24h": 24, "7d": 7 * 24}  # hours
 TRIGGER = f"zerotp_delivery_{ORDER}_update"
 CACHE_KEY = "orders:deliverability:v1"  # the figures, for DELIVERABILITY_CACHE_SECONDS
 _DELIVERED = "('{}', '{}')".format(*USED_STATUSES)
+_FAILED = f"('{OrderStatus.CANCELLED}', '{OrderStatus.EXPIRED}')"
+RECORDS = NumberRecord._meta.db_table
+_RECORD_COLUMNS = "phone_number, application_id, delivered, failed, failed_in_a_row, last_failed_at"
 
 
 def _bucket(order: str, vendor: str) -> str:
@@ -68,18 +77,41 @@ def _counted(order: str, vendor: str) -> str:
     )
 
 
+def _record(order: str, rows: str) -> str:
+    """Add the outcome of each order of `rows` (`{order}`: one that left pending, at most
+    one per number and application) to its number's record."""
+    delivered = f"{order}.status IN {_DELIVERED}"
+    return (
+        f"INSERT INTO {RECORDS} ({_RECORD_COLUMNS})\n"
+        f"SELECT {order}.phone_number, {order}.application_id, "
+        f"CASE WHEN {delivered} THEN 1 ELSE 0 END, CASE WHEN {delivered} THEN 0 ELSE 1 END, "
+        f"CASE WHEN {delivered} THEN 0 ELSE 1 END, "
+        f"CASE WHEN {delivered} THEN NULL ELSE COALESCE({order}.closed_at, {order}.created_at) END"
+        f"{rows}\n"
+        f"ON CONFLICT (phone_number, application_id) DO UPDATE SET "
+        f"delivered = {RECORDS}.delivered + excluded.delivered, "
+        f"failed = {RECORDS}.failed + excluded.failed, "
+        f"failed_in_a_row = CASE WHEN excluded.delivered > 0 THEN 0 "
+        f"ELSE {RECORDS}.failed_in_a_row + 1 END, "
+        f"last_failed_at = COALESCE(excluded.last_failed_at, {RECORDS}.last_failed_at)"
+    )
+
+
 def install(schema_editor: BaseDatabaseSchemaEditor) -> None:
     """(Re)create the trigger, and count the orders decided so far."""
     vendor = schema_editor.connection.vendor
     if vendor == "postgresql":
+        rows = (
+            " FROM old_rows o JOIN new_rows n ON n.id = o.id "
+            f"WHERE o.status = {PENDING} AND n.status <> {PENDING}"
+        )
         decided = (
-            f"INSERT INTO {CHANGES} ({KEY}, orders)\n{_counted('n', vendor)} "
-            "FROM old_rows o JOIN new_rows n ON n.id = o.id "
-            f"WHERE o.status = {PENDING} AND n.status <> {PENDING} GROUP BY 1, 2, 3, 4"
+            f"INSERT INTO {CHANGES} ({KEY}, orders)\n{_counted('n', vendor)}{rows} "
+            "GROUP BY 1, 2, 3, 4"
         )
         statements = [
             f"CREATE OR REPLACE FUNCTION {TRIGGER}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-            f"BEGIN\n{decided};\nRETURN NULL;\nEND $$",
+            f"BEGIN\n{decided};\n{_record('n', rows)};\nRETURN NULL;\nEND $$",
             f"DROP TRIGGER IF EXISTS {TRIGGER} ON {ORDER}",
             f"CREATE TRIGGER {TRIGGER} AFTER UPDATE ON {ORDER} REFERENCING OLD TABLE AS "
             f"old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {TRIGGER}()",
@@ -92,7 +124,7 @@ def install(schema_editor: BaseDatabaseSchemaEditor) -> None:
             f"DROP TRIGGER IF EXISTS {TRIGGER}",
             f"CREATE TRIGGER {TRIGGER} AFTER UPDATE OF status ON {ORDER} FOR EACH ROW "
             f"WHEN OLD.status = {PENDING} AND NEW.status <> {PENDING}\n"
-            f"BEGIN\n{decided};\nEND",
+            f"BEGIN\n{decided};\n{_record('NEW', ' WHERE true')};\nEND",
         ]
     for statement in statements + recount(vendor):
         schema_editor.execute(statement, params=None)
@@ -107,12 +139,29 @@ def uninstall(schema_editor: BaseDatabaseSchemaEditor) -> None:
 
 
 def recount(vendor: str) -> list[str]:
-    """Count every decided order from scratch."""
+    """Count every decided order from scratch, and every number's record: the failures
+    in a row are those with no delivered order of the number and application after them."""
     decided = f"{_counted('o', vendor)} FROM {ORDER} o WHERE o.status <> {PENDING}"
+    delivered_since = (
+        f"SELECT 1 FROM {ORDER} d WHERE d.phone_number = o.phone_number "
+        f"AND d.application_id = o.application_id AND d.status IN {_DELIVERED} "
+        "AND d.created_at > o.created_at"
+    )
+    records = (
+        f"SELECT o.phone_number, o.application_id, "
+        f"SUM(CASE WHEN o.status IN {_DELIVERED} THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN o.status IN {_FAILED} THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN o.status IN {_FAILED} AND NOT EXISTS ({delivered_since}) "
+        "THEN 1 ELSE 0 END), "
+        f"MAX(CASE WHEN o.status IN {_FAILED} THEN COALESCE(o.closed_at, o.created_at) END) "
+        f"FROM {ORDER} o WHERE o.status <> {PENDING} GROUP BY o.phone_number, o.application_id"
+    )
     return [
         f"DELETE FROM {CHANGES}",
         f"DELETE FROM {COUNTS}",
         f"INSERT INTO {COUNTS} ({KEY}, orders) {decided} GROUP BY 1, 2, 3, 4",
+        f"DELETE FROM {RECORDS}",
+        f"INSERT INTO {RECORDS} ({_RECORD_COLUMNS}) {records}",
     ]
 
 

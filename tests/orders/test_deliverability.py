@@ -11,7 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from modems.models import Modem
-from orders.models import Application, DeliveryCount, Order, OrderStatus
+from orders.models import Application, DeliveryCount, NumberRecord, Order, OrderStatus
 from orders.services import order_cancel, order_create, orders_expire, sms_receive
 from orders.statements import deliverability
 from tests.factories import ApplicationFactory, ModemFactory, make_agent, make_buyer
@@ -20,6 +20,14 @@ pytestmark = pytest.mark.django_db
 
 # An hour's middle, so that "10 minutes ago" and "23 hours ago" stay in their hours.
 NOW = timezone.now().replace(minute=30, second=0, microsecond=0)
+RECORD_FIELDS = (
+    "phone_number",
+    "application_id",
+    "delivered",
+    "failed",
+    "failed_in_a_row",
+    "last_failed_at",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -191,3 +199,51 @@ def test_get_prices_adds_the_pools_rate_once_it_is_known(settings: Any) -> None:
 
     (prices,) = answer.json().values()
     assert prices["wa"] == {"cost": 800, "count": 0, "rate": 33.3}
+
+
+# --- Each number's record per application ----------------------------------------------------
+
+
+def test_a_numbers_record_counts_its_outcomes_and_its_failures_in_a_row() -> None:
+    world = World()
+    modem = ModemFactory(reseller=world.agent.user, phone_number="628990000001")
+    other = ApplicationFactory(prices={"normal": 1000})
+
+    def outcome(status: str, app: Application = world.app) -> Order:
+        created = timezone.now() - timedelta(minutes=5)
+        order = Order.objects.create(
+            buyer=world.buyer.user,
+            application=app,
+            operator="normal",
+            modem=modem,
+            reseller=world.agent.user,
+            phone_number=modem.phone_number,
+            price=1000,
+            created_at=created,
+            expires_at=created + timedelta(minutes=20),
+        )
+        changes: dict[str, Any] = {"status": status, "closed_at": timezone.now()}
+        if status == OrderStatus.COMPLETED:
+            changes = {"status": status, "completed_at": created + timedelta(seconds=30)}
+        Order.objects.filter(pk=order.pk).update(**changes)
+        return Order.objects.get(pk=order.pk)
+
+    def record(app: Application = world.app) -> tuple[int, int, int]:
+        found = NumberRecord.objects.get(phone_number=modem.phone_number, application_id=app.pk)
+        return found.delivered, found.failed, found.failed_in_a_row
+
+    outcome(OrderStatus.CANCELLED)
+    outcome(OrderStatus.EXPIRED)
+    assert record() == (0, 2, 2)
+    outcome(OrderStatus.COMPLETED)
+    assert record() == (1, 2, 0)  # a code ends the run of failures
+    last = outcome(OrderStatus.EXPIRED, other)  # another application: a record of its own
+    assert record() == (1, 2, 0)
+    assert record(other) == (0, 1, 1)
+    assert NumberRecord.objects.get(application_id=other.pk).last_failed_at == last.closed_at
+
+    kept = sorted(NumberRecord.objects.values_list(*RECORD_FIELDS))
+    with connection.cursor() as cursor:
+        for statement in deliverability.recount(connection.vendor):
+            cursor.execute(statement)
+    assert sorted(NumberRecord.objects.values_list(*RECORD_FIELDS)) == kept
