@@ -84,9 +84,8 @@ def _order_delta(old: str | None, new: str | None, vendor: str) -> str:
         f" WHERE m.phone_number IN (SELECT phone_number FROM ({changed}) c))"
     )
     application = "a.application_id"
-    before = [blocked("m", application, unless=f" AND o.id NOT IN (SELECT id FROM {new} n)")]
-    if not new:
-        before = [blocked("m", application)]
+    unless = f" AND o.id NOT IN (SELECT id FROM {new} n)" if new else ""
+    before = [blocked("m", application, unless=unless)]
     if old:
         before.append(blocked("m", application, old))
     now = f"CASE WHEN {blocked('m', application)} THEN 1 ELSE 0 END"
