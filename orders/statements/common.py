@@ -2,7 +2,9 @@
 between the database's values and the models'."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, overload
 
 from django.db import connection
@@ -52,22 +54,44 @@ def loaded[M: Model](model: type[M], names: Sequence[str], values: Sequence[Any]
     return model.from_db(connection.alias, list(names), values)
 
 
-def add_to_counts(table: str, key: str, count: str, rows: str) -> str:
-    """Add the (key..., count) rows of a query to a table of counts kept by triggers, in
-    key order: two statements adding to the same rows never wait for each other in a
-    circle."""
-    return (
-        f"INSERT INTO {table} ({key}, {count})\n{rows} ORDER BY {key}\n"
-        f"ON CONFLICT ({key}) DO UPDATE SET {count} = {table}.{count} + excluded.{count}"
-    )
+@dataclass(frozen=True)
+class KeptCounts:
+    """A table of counts that database triggers keep (the stock, the deliverability), with
+    its table of changes: PostgreSQL's triggers only insert changes, so that writers never
+    wait on a count row, and readers fold them in; SQLite's add to the counts directly."""
 
+    table: str
+    changes: str
+    key: str
+    count: str
 
-def fold_changes(changes: str, table: str, key: str, count: str) -> str:
-    """Move a table of changes (what PostgreSQL's triggers insert, so that writers never
-    wait on a count row) into its table of counts, in one statement: a reader sees each
-    change in one table or the other. A fold running at once waits for the rows this one
-    deletes, then skips them."""
-    moved = f"SELECT {key}, SUM({count}) FROM moved GROUP BY {key} HAVING SUM({count}) <> 0"
-    return f"WITH moved AS (DELETE FROM {changes} RETURNING {key}, {count})\n" + add_to_counts(
-        table, key, count, moved
-    )
+    def add(self, rows: str) -> str:
+        """Add the (key..., count) rows of a query to the counts, in key order: two
+        statements adding to the same rows never wait for each other in a circle."""
+        table, key, count = self.table, self.key, self.count
+        return (
+            f"INSERT INTO {table} ({key}, {count})\n{rows} ORDER BY {key}\n"
+            f"ON CONFLICT ({key}) DO UPDATE SET {count} = {table}.{count} + excluded.{count}"
+        )
+
+    @cached_property
+    def both(self) -> str:
+        """The counts and the changes not folded in yet, for one statement (one snapshot)
+        to sum."""
+        columns = f"{self.key}, {self.count}"
+        return f"SELECT {columns} FROM {self.table} UNION ALL SELECT {columns} FROM {self.changes}"
+
+    @cached_property
+    def _fold(self) -> str:
+        key, count = self.key, self.count
+        moved = f"SELECT {key}, SUM({count}) FROM moved GROUP BY {key} HAVING SUM({count}) <> 0"
+        deleted = f"WITH moved AS (DELETE FROM {self.changes} RETURNING {key}, {count})\n"
+        return deleted + self.add(moved)
+
+    def fold(self) -> None:
+        """Move the changes into the counts (PostgreSQL), in one statement: a reader sees
+        each change in one table or the other. A fold running at once waits for the rows
+        this one deletes, then skips them."""
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(self._fold)

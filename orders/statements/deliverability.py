@@ -31,11 +31,12 @@ from orders.models import (
     NumberRecord,
     OrderStatus,
 )
-from orders.statements.common import ORDER, PENDING, add_to_counts, as_stored, fold_changes
+from orders.statements.common import ORDER, PENDING, KeptCounts, as_stored
 
 COUNTS = DeliveryCount._meta.db_table
 CHANGES = DeliveryCountChange._meta.db_table
 KEY = "hour, application_id, operator, bucket"
+KEPT = KeptCounts(COUNTS, CHANGES, KEY, "orders")
 # Upper bounds, in seconds, of the buckets of time to the first SMS; the last bucket runs
 # to the order's end. Finer where codes usually arrive.
 BOUNDS = (10, 20, 30, 45, 60, 90, 120, 180, 240, 300, 420, 600, 900)
@@ -117,9 +118,7 @@ def install(schema_editor: BaseDatabaseSchemaEditor) -> None:
             f"old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {TRIGGER}()",
         ]
     else:
-        decided = add_to_counts(
-            COUNTS, KEY, "orders", f"{_counted('NEW', vendor)} GROUP BY 1, 2, 3, 4"
-        )
+        decided = KEPT.add(f"{_counted('NEW', vendor)} GROUP BY 1, 2, 3, 4")
         statements = [
             f"DROP TRIGGER IF EXISTS {TRIGGER}",
             f"CREATE TRIGGER {TRIGGER} AFTER UPDATE OF status ON {ORDER} FOR EACH ROW "
@@ -163,9 +162,6 @@ def recount(vendor: str) -> list[str]:
         f"DELETE FROM {RECORDS}",
         f"INSERT INTO {RECORDS} ({_RECORD_COLUMNS}) {records}",
     ]
-
-
-_FOLD = fold_changes(CHANGES, COUNTS, KEY, "orders")
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,14 +218,11 @@ def figures_now(now: datetime | None = None) -> Figures:
     now = now or timezone.now()
     hour = now.replace(minute=0, second=0, microsecond=0)
     starts = {name: hour - timedelta(hours=hours - 1) for name, hours in WINDOWS.items()}
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_FOLD)
-    both = f"SELECT {KEY}, orders FROM {COUNTS} UNION ALL SELECT {KEY}, orders FROM {CHANGES}"
+    KEPT.fold()
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT application_id, operator, hour >= %s, bucket, SUM(orders) FROM ({both}) "
-            "kept WHERE hour >= %s GROUP BY 1, 2, 3, 4",
+            "SELECT application_id, operator, hour >= %s, bucket, SUM(orders) "
+            f"FROM ({KEPT.both}) kept WHERE hour >= %s GROUP BY 1, 2, 3, 4",
             [as_stored(starts["24h"]), as_stored(starts["7d"])],
         )
         rows = cursor.fetchall()

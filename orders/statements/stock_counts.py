@@ -29,12 +29,13 @@ from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
 from modems.models import Modem
 from orders.models import Order, StockCount, StockCountChange
-from orders.statements.common import ORDER, add_to_counts, fold_changes
+from orders.statements.common import ORDER, KeptCounts
 from orders.statements.free_modems import BLOCKING, MODEM, blocked, count_parts, flagged
 
 STOCK = StockCount._meta.db_table
 CHANGES = StockCountChange._meta.db_table
 KEY = "application_id, operator, carrier"
+KEPT = KeptCounts(STOCK, CHANGES, KEY, "modems")
 # The columns the rule reads: a change to any other leaves the counts as they are.
 MODEM_COLUMNS = ("id", "mapping", "carrier", "phone_number", "online", "can_order", "disabled")
 ORDER_COLUMNS = ("id", "application_id", "modem_id", "phone_number", "status")
@@ -54,7 +55,7 @@ def _add(after: list[str], before: list[str], vendor: str) -> str:
     rows = f"SELECT {KEY}, SUM(modems) FROM ({union}) delta GROUP BY {KEY} HAVING SUM(modems) <> 0"
     if vendor == "postgresql":
         return f"INSERT INTO {CHANGES} ({KEY}, modems)\n{rows}"
-    return add_to_counts(STOCK, KEY, "modems", rows)
+    return KEPT.add(rows)
 
 
 def _differ(old: str, new: str, columns: tuple[str, ...], vendor: str) -> str:
@@ -198,9 +199,6 @@ def recount() -> list[str]:
     ]
 
 
-_FOLD = fold_changes(CHANGES, STOCK, KEY, "modems")
-
-
 def install(schema_editor: BaseDatabaseSchemaEditor) -> None:
     """(Re)create the triggers from the rule as it is now, and count from scratch."""
     render = _postgresql if schema_editor.connection.vendor == "postgresql" else _sqlite
@@ -222,17 +220,13 @@ def uninstall(schema_editor: BaseDatabaseSchemaEditor) -> None:
                 schema_editor.execute(f"DROP TRIGGER IF EXISTS {name}")
 
 
-# The counts with the changes not yet added in, read in one statement (one snapshot).
-_KEPT = f"SELECT {KEY}, modems FROM {STOCK} UNION ALL SELECT {KEY}, modems FROM {CHANGES}"
-
-
 def stock_differences() -> list[str]:
     """Where the kept counts differ from a count from scratch (none, unless a trigger
     missed a change): checked after every test."""
     with connection.cursor() as cursor:
         cursor.execute(counted())
         expected = {tuple(row[:3]): row[3] for row in cursor.fetchall() if row[3]}
-        cursor.execute(f"SELECT {KEY}, SUM(modems) FROM ({_KEPT}) kept GROUP BY {KEY}")
+        cursor.execute(f"SELECT {KEY}, SUM(modems) FROM ({KEPT.both}) kept GROUP BY {KEY}")
         kept = {tuple(row[:3]): row[3] for row in cursor.fetchall() if row[3]}
     return [
         f"application {key[0]}, {key[1]}, {key[2] or 'no carrier'}: "
@@ -247,13 +241,11 @@ def stock(carrier: str | None = None) -> Callable[[int, str], int]:
     carrier, if given) less those an order of the application blocks, from the kept counts:
     a few hundred rows, whatever the numbers of modems and orders. On PostgreSQL the
     changes since the last read are moved into the counts first, which keeps them few."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_FOLD)
+    KEPT.fold()
     only = " WHERE carrier = %s" if carrier is not None else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT application_id, operator, SUM(modems) FROM ({_KEPT}) kept{only} "
+            f"SELECT application_id, operator, SUM(modems) FROM ({KEPT.both}) kept{only} "
             "GROUP BY application_id, operator",
             [carrier] if carrier is not None else [],
         )
