@@ -1,5 +1,5 @@
 """Reads for the dashboard pages: active orders, the wallet's ledger, a reseller's modems,
-earnings and inbound SMS, and the staff overview.
+earnings and inbound SMS, how each number delivers, and the staff overview.
 
 They live with orders because orders stands on every other app: a modem's "orders served"
 and a ledger line's "order #12" are order knowledge that modems and billing must not have.
@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.conf import settings
+from django.db.models import BooleanField, Count, Q, QuerySet, Sum
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.functional import Promise
@@ -20,8 +22,16 @@ from accounts.models import ApiKey, User
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from billing.services import platform_balance, wallet_balance
 from modems.models import InboundSms, Modem
-from orders.models import OPEN_STATUSES, CallbackDelivery, Order, OrderStatus
+from orders.models import (
+    OPEN_STATUSES,
+    Application,
+    CallbackDelivery,
+    NumberRecord,
+    Order,
+    OrderStatus,
+)
 from orders.selectors import orders_of, services_catalogue
+from orders.statements import free_modems
 
 _ORDER_REFERENCE = re.compile(r"^order:(\d+):")
 
@@ -274,3 +284,98 @@ def staff_overview() -> StaffOverview:
         signups_today=User.objects.filter(date_joined__gte=midnight).count(),
         recent_failed_callbacks=list(failed.select_related("buyer").order_by("-id")[:10]),
     )
+
+
+# --- How each number delivers (the reseller's and the staff's numbers pages) --------------
+
+
+@dataclass(frozen=True)
+class ApplicationRecord:
+    application: str
+    delivered: int
+    failed: int
+    failed_in_a_row: int
+    resting_until: datetime | None  # None: not resting (the pick's own rule)
+
+    @property
+    def success_percent(self) -> int | None:
+        decided = self.delivered + self.failed
+        return round(100 * self.delivered / decided) if decided else None
+
+
+@dataclass(frozen=True)
+class NumberLine:
+    modem: Modem
+    overall: ApplicationRecord | None
+    applications: list[ApplicationRecord]
+
+    @property
+    def resting(self) -> list[ApplicationRecord]:
+        return [record for record in self.applications if record.resting_until]
+
+
+def numbers_resting() -> QuerySet[NumberRecord]:
+    """The records whose number rests now, by the pick's own rule (free_modems.resting)."""
+    table = NumberRecord._meta.db_table
+    since = timezone.now() - timedelta(seconds=settings.NUMBER_REST_SECONDS)
+    rule = free_modems.resting(table, settings.NUMBER_REST_AFTER_FAILURES, "%s")
+    now_resting = RawSQL(rule, [since], output_field=BooleanField())  # noqa: S611 (our SQL)
+    return (
+        NumberRecord.objects.exclude(application_id=0)
+        .annotate(now_resting=now_resting)
+        .filter(now_resting=True)
+    )
+
+
+def number_lines(modems: Sequence[Modem]) -> list[NumberLine]:
+    """Each modem's number: its record for all applications and for each, busiest first,
+    with when a rest ends."""
+    phones = [modem.phone_number for modem in modems if modem.phone_number]
+    records = list(NumberRecord.objects.filter(phone_number__in=phones))
+    resting = set(numbers_resting().filter(phone_number__in=phones).values_list("pk", flat=True))
+    names = dict(
+        Application.objects.filter(pk__in={r.application_id for r in records}).values_list(
+            "pk", "name"
+        )
+    )
+    rest = timedelta(seconds=settings.NUMBER_REST_SECONDS)
+    by_phone: dict[str, list[NumberRecord]] = {}
+    for record in records:
+        by_phone.setdefault(record.phone_number, []).append(record)
+
+    def line(record: NumberRecord) -> ApplicationRecord:
+        until = None
+        if record.pk in resting and record.last_failed_at is not None:
+            until = record.last_failed_at + rest
+        return ApplicationRecord(
+            application=names.get(record.application_id, str(_("All applications"))),
+            delivered=record.delivered,
+            failed=record.failed,
+            failed_in_a_row=record.failed_in_a_row,
+            resting_until=until,
+        )
+
+    lines = []
+    for modem in modems:
+        found = by_phone.get(modem.phone_number or "", [])
+        overall = next((line(r) for r in found if r.application_id == 0), None)
+        applications = sorted(
+            (line(r) for r in found if r.application_id != 0),
+            key=lambda r: (-(r.resting_until is not None), -(r.delivered + r.failed)),
+        )
+        lines.append(NumberLine(modem=modem, overall=overall, applications=applications))
+    return lines
+
+
+def numbers_modems(reseller: User | None, resting_only: bool) -> QuerySet[Modem]:
+    """The modems of the numbers pages: a reseller's (None: everyone's, for staff), with a
+    number; only those resting from some application, if asked."""
+    modems = Modem.objects.filter(phone_number__isnull=False).select_related("reseller")
+    if reseller is not None:
+        modems = modems.filter(reseller=reseller)
+    if resting_only:
+        # A list, not a subquery: the rule's SQL names the records' table, which a
+        # subquery would alias.
+        resting = set(numbers_resting().values_list("phone_number", flat=True))
+        modems = modems.filter(phone_number__in=resting)
+    return modems.order_by("reseller_id", "uid")

@@ -263,10 +263,11 @@ class DeliveryCountChange(models.Model):
 
 
 class NumberRecord(models.Model):
-    """How one number has served one application: its decided orders, delivered or not,
-    and how many failed in a row since its last code. Kept by the deliverability trigger
-    (orders/statements/deliverability.py) as orders leave pending: what resting a number
-    that keeps failing, and preferring numbers that deliver, read."""
+    """How one number has served one application (application 0: all of them): its
+    decided orders, delivered or not, and how many failed in a row since its last code.
+    Kept by the deliverability trigger (orders/statements/deliverability.py) as orders
+    leave pending: what resting a number that keeps failing, and preferring numbers that
+    deliver, read (orders/statements/free_modems.py)."""
 
     phone_number = models.CharField(max_length=15)
     application_id = models.PositiveIntegerField()  # no foreign key: kept by SQL
@@ -274,11 +275,27 @@ class NumberRecord(models.Model):
     failed = models.IntegerField(default=0)
     failed_in_a_row = models.IntegerField(default=0)
     last_failed_at = models.DateTimeField(null=True, blank=True)
+    # Resting from the application now, as the expiry job last wrote it (the stock follows
+    # it; the pick reads the rest's condition itself).
+    resting = models.BooleanField(db_default=False)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["phone_number", "application_id"], name="orders_number_record_key"
+            ),
+        ]
+        indexes = [
+            # What the job reads: the numbers failing now, and those resting.
+            models.Index(
+                fields=["last_failed_at"],
+                condition=models.Q(failed_in_a_row__gt=0, resting=False),
+                name="orders_number_failing_idx",
+            ),
+            models.Index(
+                fields=["last_failed_at"],
+                condition=models.Q(resting=True),
+                name="orders_number_resting_idx",
             ),
         ]
 

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
@@ -35,7 +36,8 @@ from orders.models import (
     OrderMessage,
     OrderStatus,
 )
-from orders.statements import cancelling, inbound, placing
+from orders.statements import cancelling, free_modems, inbound, placing
+from orders.statements.common import as_stored
 from zerotp import errors
 from zerotp.db import writes_in_one_statement
 
@@ -123,8 +125,11 @@ def order_create(
         now=now,
         expires_at=now + timedelta(seconds=settings.ORDER_TTL_SECONDS),
         online_since=now - timedelta(seconds=settings.MODEM_ONLINE_SECONDS),
+        rest_since=now - timedelta(seconds=settings.NUMBER_REST_SECONDS),
         carrier=carrier,
         max_price=max_price,
+        start=placing.next_start(),
+        explore=random.random() * 100 < settings.ROUTING_EXPLORATION_PERCENT,
     )
     if writes_in_one_statement() and idempotency is None:
         # The usual order, in one statement; anything it cannot decide alone (an error,
@@ -376,6 +381,20 @@ def orders_expire(*, now: datetime | None = None, batch: int = 500) -> int:
         status=OrderStatus.FINISHED, closed_at=now
     )
     return count
+
+
+def numbers_rest(*, now: datetime | None = None) -> tuple[int, int]:
+    """Write which numbers rest from which application (`NumberRecord.resting`, what the
+    stock follows) from the rule the pick reads (free_modems.resting): after the expiry,
+    every minute. (started, ended)."""
+    now = now or timezone.now()
+    since = as_stored(now - timedelta(seconds=settings.NUMBER_REST_SECONDS))
+    starts, ends = free_modems.rest_updates(settings.NUMBER_REST_AFTER_FAILURES)
+    with connection.cursor() as cursor:
+        cursor.execute(starts, {"since": since})
+        started = cursor.rowcount
+        cursor.execute(ends, {"since": since})
+        return started, cursor.rowcount
 
 
 @dataclass(frozen=True)

@@ -12,4 +12,6 @@ urlpatterns = [
     path("orders/<id:order_id>/finish/", views.order_finish_view, name="order-finish"),
     path("transactions/", views.transactions, name="transactions"),
     path("staff/", views.staff, name="staff-overview"),
+    path("staff/numbers/", views.staff_numbers, name="staff-numbers"),
+    path("reseller/numbers/", views.reseller_numbers, name="reseller-numbers"),
 ]

@@ -12,12 +12,15 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from accounts.models import User
 from accounts.views import SignedInRequest, login_required
 from billing.services import wallet_balance
 from orders.dashboard import (
     CatalogueEntry,
     active_orders,
     catalogue,
+    number_lines,
+    numbers_modems,
     order_history,
     staff_overview,
     wallet_entries,
@@ -180,6 +183,37 @@ def transactions(request: SignedInRequest) -> HttpResponse:
         "balance": wallet_balance(request.user),
     }
     return render(request, "orders/transactions.html", context)
+
+
+def _numbers_page(request: SignedInRequest, reseller: User | None) -> HttpResponse:
+    resting_only = request.GET.get("resting") == "1"
+    modems = numbers_modems(reseller, resting_only)
+    page = Paginator(modems, 50).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "lines": number_lines(list(page.object_list)),
+        "resting_only": resting_only,
+        "staff_view": reseller is None,
+        "rest_after": settings.NUMBER_REST_AFTER_FAILURES,
+        "rest_hours": round(settings.NUMBER_REST_SECONDS / 3600, 1),
+    }
+    return render(request, "orders/numbers.html", context)
+
+
+@login_required
+def reseller_numbers(request: SignedInRequest) -> HttpResponse:
+    """How each of the reseller's numbers delivers, per application, and which rest."""
+    if not request.user.is_reseller:
+        return redirect("reseller")
+    return _numbers_page(request, request.user)
+
+
+@login_required
+def staff_numbers(request: SignedInRequest) -> HttpResponse:
+    """The same across resellers."""
+    if not request.user.is_staff:
+        raise PermissionDenied
+    return _numbers_page(request, None)
 
 
 @login_required

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from accounts.services import callback_settings_update
 from billing.services import ledger_differences
 from orders import selectors
+from orders.statements import placing
 from orders.statements.stock_counts import stock_differences
 from tests.factories import Agent, Buyer, make_agent, make_buyer
 from tests.receiver import Receiver, running_receiver
@@ -88,6 +89,9 @@ def test_settings(settings: object, monkeypatch: pytest.MonkeyPatch) -> None:
     settings.DELIVERABILITY_CACHE_SECONDS = 0
     # Nor the process's copy of the service codes: a database rolled back reuses ids.
     monkeypatch.setattr(selectors, "_offers", (-math.inf, {}))
+    # Orders start their pick at the lowest id, so a test knows which modem an order gets;
+    # tests/orders/test_number_routing.py runs the spread (placing.next_start) itself.
+    monkeypatch.setattr(placing, "next_start", lambda: 0.0)
     # The suite runs without collectstatic: serve assets from the apps, not a manifest.
     settings.STORAGES = {
         **settings.STORAGES,

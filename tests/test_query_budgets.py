@@ -228,7 +228,8 @@ def test_the_sms_activate_dialect_costs_what_its_rest_twins_do(
     service code is found in the process's copy of the catalogue, warm as in production."""
     settings.CATALOGUE_CACHE_SECONDS = 60
     app = ApplicationFactory(service_code="wa", prices={"normal": 3500})
-    modem = ModemFactory(reseller=agent.user)
+    # Three numbers: three cancels in a row rest a number from the application.
+    ModemFactory.create_batch(3, reseller=agent.user)
     handler = "/stubs/handler_api.php"
 
     def dialect(action: str, **params: object) -> Callable[[], Response]:
@@ -257,6 +258,7 @@ def test_the_sms_activate_dialect_costs_what_its_rest_twins_do(
     assert len(cancel) == rest_cancels <= ORDER_CANCEL_BUDGET
 
     order_id = int(dialect("getNumber", service="wa")().content.split(b":")[1])
+    modem = Modem.objects.get(orders__id=order_id)
     sms = {"uid": modem.uid, "from": "INFO", "text": "Your code is 482913"}
     client.post("/api/modem/inbound-sms", sms, format="json", **agent.headers)
     with CaptureQueriesContext(connection) as status:
@@ -284,7 +286,8 @@ def test_the_order_path_runs_on_prepared_statements_planned_once(
     settings.SCAN_GUARD = scan_guard
     app = ApplicationFactory(prices={"normal": 3500, "promo": 4000})
     for operator in ("normal", "promo"):
-        ModemFactory.create_batch(2, reseller=agent.user, mapping=operator)
+        # Five numbers: three cancels in a row rest a number from the application.
+        ModemFactory.create_batch(5, reseller=agent.user, mapping=operator)
         # A buyer per operator: twelve orders without an SMS stay under the scan guard.
         buyer = make_buyer(balance=100_000)
         for _ in range(12):

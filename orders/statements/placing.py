@@ -1,6 +1,8 @@
 """Placing an order: what deciding it reads, the checks it must pass, the order on a free
 modem, and on PostgreSQL all of it with the hold in one statement."""
 
+import itertools
+import random
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
@@ -13,7 +15,7 @@ from billing import services as billing
 from billing.models import LedgerAccount
 from orders.models import Application, ApplicationPrice, Order, OrderStatus
 from orders.statements.common import ORDER, PENDING, USED, as_stored, row_lock
-from orders.statements.free_modems import free_modems
+from orders.statements.free_modems import MODEM, free_modems, pick
 from zerotp.db import prepared
 
 _WALLETS = f"{LedgerAccount._meta.db_table} WHERE kind = '{LedgerAccount.Kind.WALLET}'"
@@ -171,16 +173,32 @@ _ORDER_COLUMNS = (
 )
 
 
+class Routing(NamedTuple):
+    """The settings the pick is written with (they are in its text, see `free_modems`)."""
+
+    online_seconds: int
+    rest: tuple[int, int]  # NUMBER_REST_AFTER_FAILURES, NUMBER_REST_SECONDS
+    candidates: int  # ROUTING_CANDIDATES
+
+    @classmethod
+    def now(cls) -> "Routing":
+        return cls(
+            settings.MODEM_ONLINE_SECONDS,
+            (settings.NUMBER_REST_AFTER_FAILURES, settings.NUMBER_REST_SECONDS),
+            settings.ROUTING_CANDIDATES,
+        )
+
+
 def _insert_on_free_modem(
     operator: str,
-    online_seconds: int,
+    routing: Routing,
     by_carrier: bool,
     *,
     price: str,
     only_if: str = "",
     locking: str = "",
 ) -> str:
-    """INSERT ... SELECT of a pending order on the first free modem; `price` is the SQL
+    """INSERT ... SELECT of a pending order on the modem `pick` gives; `price` is the SQL
     for its price, `only_if` a further condition on inserting at all. No row back when the
     partial unique constraint on open (application, modem) orders refuses it: under READ
     COMMITTED, another transaction committed an order on that modem after this statement's
@@ -189,11 +207,23 @@ def _insert_on_free_modem(
 INSERT INTO {ORDER} ({", ".join(_ORDER_COLUMNS)})
 SELECT %(buyer)s, %(application)s, m.mapping, m.id, m.reseller_id, m.phone_number,
        {price}, %(custom_user_id)s, {PENDING}, %(now)s, %(expires_at)s
-{free_modems(operator, online_seconds, by_carrier)}
-  {only_if}
-ORDER BY m.id LIMIT 1{locking}
+FROM {MODEM} m
+WHERE true {only_if}
+  AND m.id = {pick(operator, *routing, by_carrier=by_carrier, locking=locking)}
 ON CONFLICT DO NOTHING
 RETURNING id, modem_id, reseller_id, phone_number, price"""
+
+
+# Where successive orders start among the modems' ids (free_modems.pick): the multiples of
+# the golden ratio's fraction, which fall evenly over [0, 1) however many are taken, so
+# every modem soon comes first in some order's candidates (random points would leave some
+# untried for long by chance). Each process starts at its own random point.
+_GOLDEN = (5**0.5 - 1) / 2
+_starts = itertools.count(random.randrange(1_000_000))
+
+
+def next_start() -> float:
+    return next(_starts) * _GOLDEN % 1.0
 
 
 class OrderWanted(NamedTuple):
@@ -207,8 +237,11 @@ class OrderWanted(NamedTuple):
     now: datetime
     expires_at: datetime
     online_since: datetime
+    rest_since: datetime | None = None  # a rest that began before this is over
     carrier: str | None = None  # only modems of this mobile carrier (modems.carriers)
     max_price: int | None = None  # refuse a price above it
+    start: float = 0.0  # where among the modems' ids the pick starts (a fraction)
+    explore: bool = False  # take the first candidate, not the best (free_modems.pick)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -219,6 +252,9 @@ class OrderWanted(NamedTuple):
             "now": as_stored(self.now),
             "expires_at": as_stored(self.expires_at),
             "online_since": as_stored(self.online_since),
+            "rest_since": as_stored(self.rest_since) if self.rest_since else None,
+            "start": self.start,
+            "explore": self.explore,
             "carrier": self.carrier,
             "max_price": self.max_price,
         }
@@ -255,10 +291,8 @@ class Placed(NamedTuple):
 
 
 @cache
-def _pick_sql(operator: str, online_seconds: int, by_carrier: bool, locking: str) -> str:
-    return _insert_on_free_modem(
-        operator, online_seconds, by_carrier, price="%(price)s", locking=locking
-    )
+def _pick_sql(operator: str, routing: Routing, by_carrier: bool, locking: str) -> str:
+    return _insert_on_free_modem(operator, routing, by_carrier, price="%(price)s", locking=locking)
 
 
 def order_on_free_modem(
@@ -267,9 +301,10 @@ def order_on_free_modem(
     """Insert a pending order on a free modem, skipping modems other transactions hold;
     with `hold_in_same_statement` (PostgreSQL) the statement also holds the price. None:
     no modem is free."""
+    routing = Routing.now()
     sql = _pick_sql(
         wanted.operator,
-        settings.MODEM_ONLINE_SECONDS,
+        routing,
         wanted.carrier is not None,
         row_lock("FOR UPDATE OF m SKIP LOCKED"),
     )
@@ -286,7 +321,7 @@ def order_on_free_modem(
     # Nothing inserted: out of stock, or the pick lost a race (rare). Which?
     with connection.cursor() as cursor:
         free = free_modems(
-            wanted.operator, settings.MODEM_ONLINE_SECONDS, wanted.carrier is not None
+            wanted.operator, routing.online_seconds, routing.rest, wanted.carrier is not None
         )
         cursor.execute(f"SELECT 1 {free} LIMIT 1", params)
         return Placed(None) if cursor.fetchone() is not None else None
@@ -300,7 +335,7 @@ def order_on_free_modem(
 # many of the buyer's orders queued on the wallet meanwhile. A check that fails writes
 # nothing: the service then runs the transaction, which says which error.
 @cache
-def _at_once_sql(operator: str, online_seconds: int, by_carrier: bool, scan_guard: bool) -> str:
+def _at_once_sql(operator: str, routing: Routing, by_carrier: bool, scan_guard: bool) -> str:
     source = f"{Application._meta.db_table} a, w WHERE a.id = %(application)s"
     checks = " AND ".join(check.sql for check in CHECKS)
     # FOR UPDATE again: a no-op on the wallet `_LOCK_WALLET` locked, and the lock on one a
@@ -312,7 +347,7 @@ def _at_once_sql(operator: str, online_seconds: int, by_carrier: bool, scan_guar
 )"""
     insert = _insert_on_free_modem(
         operator,
-        online_seconds,
+        routing,
         by_carrier,
         price="(SELECT price FROM decided)",
         only_if="AND EXISTS (SELECT FROM decided)",
@@ -327,10 +362,7 @@ def order_at_once(wanted: OrderWanted, *, since: datetime) -> Order | None:
     at once (PostgreSQL only); None if this statement could not decide it alone, having
     written nothing."""
     sql = _at_once_sql(
-        wanted.operator,
-        settings.MODEM_ONLINE_SECONDS,
-        wanted.carrier is not None,
-        settings.SCAN_GUARD,
+        wanted.operator, Routing.now(), wanted.carrier is not None, settings.SCAN_GUARD
     )
     movement = billing.hold_for(_PLACED, wanted.buyer_id)
     params = movement.params | wanted.params() | _check_params() | {"since": as_stored(since)}

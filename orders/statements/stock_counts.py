@@ -23,14 +23,21 @@ changes the rule, or the columns it reads, calls `install` again.
 """
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 from django.db import connection
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
-from modems.models import Modem
-from orders.models import Order, StockCount, StockCountChange
+from orders.models import StockCount, StockCountChange
 from orders.statements.common import ORDER, KeptCounts
-from orders.statements.free_modems import BLOCKING, MODEM, blocked, count_parts, flagged
+from orders.statements.free_modems import (
+    BLOCKING,
+    MODEM,
+    RECORDS,
+    blocked,
+    count_parts,
+    flagged,
+)
 
 STOCK = StockCount._meta.db_table
 CHANGES = StockCountChange._meta.db_table
@@ -39,6 +46,7 @@ KEPT = KeptCounts(STOCK, CHANGES, KEY, "modems")
 # The columns the rule reads: a change to any other leaves the counts as they are.
 MODEM_COLUMNS = ("id", "mapping", "carrier", "phone_number", "online", "can_order", "disabled")
 ORDER_COLUMNS = ("id", "application_id", "modem_id", "phone_number", "status")
+RECORD_COLUMNS = ("id", "application_id", "phone_number", "resting")
 TRIGGER = "zerotp_stock"
 Delta = Callable[[str | None, str | None, str], str]  # (old rows, new rows, vendor) -> SQL
 
@@ -69,35 +77,47 @@ def _modem_delta(old: str | None, new: str | None, vendor: str) -> str:
     return _add(count_parts(new) if new else [], count_parts(old) if old else [], vendor)
 
 
-def _order_delta(old: str | None, new: str | None, vendor: str) -> str:
-    """The delta of orders changed from the relation `old` to `new`: for each orderable
-    modem of their ids and numbers and each of their applications, whether some order
-    blocks it now, less whether one did before (the orders now but the new rows, and the
-    old rows)."""
-    sides = [side for side in (old, new) if side]
-    changed = " UNION ALL ".join(
-        f"SELECT application_id, modem_id, phone_number FROM {side} c" for side in sides
-    )
-    columns = ", ".join(f"m.{column}" for column in MODEM_COLUMNS)
-    modems = (
-        f"(SELECT {columns} FROM {MODEM} m WHERE m.id IN (SELECT modem_id FROM ({changed}) c)"
-        f" UNION SELECT {columns} FROM {MODEM} m"
-        f" WHERE m.phone_number IN (SELECT phone_number FROM ({changed}) c))"
-    )
-    application = "a.application_id"
-    unless = f" AND o.id NOT IN (SELECT id FROM {new} n)" if new else ""
-    before = [blocked("m", application, unless=unless)]
-    if old:
-        before.append(blocked("m", application, old))
-    now = f"CASE WHEN {blocked('m', application)} THEN 1 ELSE 0 END"
-    then = f"CASE WHEN {' OR '.join(before)} THEN 1 ELSE 0 END"
-    delta = (
-        f"SELECT {application} AS application_id, m.mapping AS operator, m.carrier AS carrier, "
-        f"SUM({now} - {then}) AS modems "
-        f"FROM {modems} m CROSS JOIN (SELECT DISTINCT application_id FROM ({changed}) c) a "
-        f"WHERE {flagged('m')} GROUP BY {application}, m.mapping, m.carrier"
-    )
-    return _add([delta], [], vendor)
+def _rows_delta(table: str) -> Delta:
+    """The delta of rows of `table` (orders, or numbers' records) changed from the relation
+    `old` to `new`: for each orderable modem they can block (by the columns of the
+    table's rules) and each of their applications, whether something blocks it now, less
+    whether something did before (the table now but the new rows, the old rows, and the
+    other tables, which the statement left as they were)."""
+    rules = [rule for rule in BLOCKING if rule.table == table]
+    matched = sorted({(rule.column, rule.modem_column) for rule in rules})
+    others = [other for other in dict.fromkeys(rule.table for rule in BLOCKING) if other != table]
+
+    def delta(old: str | None, new: str | None, vendor: str) -> str:
+        sides = [side for side in (old, new) if side]
+        read = ", ".join(["application_id", *dict.fromkeys(column for column, _ in matched)])
+        changed = " UNION ALL ".join(f"SELECT {read} FROM {side} c" for side in sides)
+        columns = ", ".join(f"m.{column}" for column in MODEM_COLUMNS)
+        modems = (
+            "("
+            + " UNION ".join(
+                f"SELECT {columns} FROM {MODEM} m "
+                f"WHERE m.{modem_column} IN (SELECT {column} FROM ({changed}) c)"
+                for column, modem_column in matched
+            )
+            + ")"
+        )
+        application = "a.application_id"
+        unless = f" AND o.id NOT IN (SELECT id FROM {new} n)" if new else ""
+        before = [blocked("m", application, table, unless=unless)]
+        before += [blocked("m", application, other) for other in others]
+        if old:
+            before.append(blocked("m", application, table, old))
+        now = f"CASE WHEN {blocked('m', application)} THEN 1 ELSE 0 END"
+        then = f"CASE WHEN {' OR '.join(before)} THEN 1 ELSE 0 END"
+        counted = (
+            f"SELECT {application} AS application_id, m.mapping AS operator, "
+            f"m.carrier AS carrier, SUM({now} - {then}) AS modems "
+            f"FROM {modems} m CROSS JOIN (SELECT DISTINCT application_id FROM ({changed}) c) a "
+            f"WHERE {flagged('m')} GROUP BY {application}, m.mapping, m.carrier"
+        )
+        return _add([counted], [], vendor)
+
+    return delta
 
 
 def _one_row(side: str, columns: tuple[str, ...]) -> str:
@@ -105,19 +125,19 @@ def _one_row(side: str, columns: tuple[str, ...]) -> str:
     return f"(SELECT {_columns(side, columns)})"
 
 
-def _after_locking_the_modems_orders(delta: Delta) -> Delta:
+def _after_locking_what_blocks_the_modem(delta: Delta) -> Delta:
     """A modem's delta reads its orders, and an order's delta reads its modems: each in its
     own snapshot, so a cancel and a modem coming online at once would each miss the other
-    and count the modem blocked for good. The modem's trigger first locks the orders that
-    block it (a cancel in flight: wait for it, then read it as it ended; one not started
-    yet: it waits for this modem's transaction, then reads the modem as it ends). An order
-    is created on a modem the pick has locked, so a modem's update waits for it anyway.
-    Modems change rarely (a heartbeat changes what is counted only when one comes back
-    or goes), orders often: the waiting falls on the rare side."""
+    and count the modem blocked for good. The modem's trigger first locks the orders (and
+    numbers' records) that block it (a cancel in flight: wait for it, then read it as it
+    ended; one not started yet: it waits for this modem's transaction, then reads the
+    modem as it ends). An order is created on a modem the pick has locked, so a modem's
+    update waits for it anyway. Modems change rarely (a heartbeat changes what is counted
+    only when one comes back or goes), orders often: the waiting falls on the rare side."""
 
     def locked_first(old: str | None, new: str | None, vendor: str) -> str:
         locks = [
-            f"PERFORM 1 FROM {ORDER} o WHERE {rule.matches('o', side)} FOR SHARE"
+            f"PERFORM 1 FROM {rule.table} o WHERE {rule.matches('o', side)} FOR SHARE"
             for side in ("OLD", "NEW")
             for rule in BLOCKING
         ]
@@ -126,11 +146,47 @@ def _after_locking_the_modems_orders(delta: Delta) -> Delta:
     return locked_first
 
 
-def _postgresql(table: str, columns: tuple[str, ...], delta: Delta) -> list[str]:
-    """One trigger per statement and event, with its transition tables; but a modem's
-    update, whose delta depends on its row alone, is one per changed row: a heartbeat
-    rewrites a thousand modems, almost always leaving the counted columns as they were,
-    and a row trigger's condition skips those without capturing any row."""
+class Counted(NamedTuple):
+    """A table the counts depend on, and how its triggers run: `when`, the condition of
+    each event whose trigger runs per row (on PostgreSQL; SQLite's all run per row)."""
+
+    table: str
+    columns: tuple[str, ...]  # the columns the rule reads: a change to any other counts nothing
+    delta: Delta
+    when: dict[str, str]
+
+
+def _tables(vendor: str) -> list[Counted]:
+    return [
+        # A heartbeat rewrites a thousand modems, almost always leaving the counted
+        # columns as they were: a row trigger's condition skips those without capturing
+        # any row.
+        Counted(
+            MODEM,
+            MODEM_COLUMNS,
+            _modem_delta,
+            {"update": _differ("OLD", "NEW", MODEM_COLUMNS, vendor)},
+        ),
+        Counted(ORDER, ORDER_COLUMNS, _rows_delta(ORDER), {}),
+        # Every decided order writes its number's records; only a rest's start or end,
+        # which the minute job writes, counts.
+        Counted(
+            RECORDS,
+            RECORD_COLUMNS,
+            _rows_delta(RECORDS),
+            {
+                "insert": "NEW.resting",
+                "update": _differ("OLD", "NEW", RECORD_COLUMNS, vendor),
+                "delete": "OLD.resting",
+            },
+        ),
+    ]
+
+
+def _postgresql(counted: Counted) -> list[str]:
+    """One trigger per statement and event, with its transition tables, unless it runs
+    per row (`when`)."""
+    table, columns = counted.table, counted.columns
     statements = []
     for event, old, new in (
         ("insert", None, "new_rows"),
@@ -142,11 +198,13 @@ def _postgresql(table: str, columns: tuple[str, ...], delta: Delta) -> list[str]
             f"{side} TABLE AS {side}_rows" for side, rows in (("old", old), ("new", new)) if rows
         )
         level = f"REFERENCING {referencing} FOR EACH STATEMENT"
-        body = delta
-        if event == "update" and table == MODEM:
-            level = f"FOR EACH ROW WHEN {_differ('OLD', 'NEW', columns, 'postgresql')}"
-            old, new = _one_row("OLD", columns), _one_row("NEW", columns)
-            body = _after_locking_the_modems_orders(delta)
+        body = counted.delta
+        if event in counted.when:
+            level = f"FOR EACH ROW WHEN ({counted.when[event]})"
+            old = _one_row("OLD", columns) if old else None
+            new = _one_row("NEW", columns) if new else None
+            if table == MODEM:
+                body = _after_locking_what_blocks_the_modem(body)
         elif event == "update":
             # Only the rows whose counted columns changed (PostgreSQL takes no column list
             # with transition tables).
@@ -166,20 +224,23 @@ def _postgresql(table: str, columns: tuple[str, ...], delta: Delta) -> list[str]
     return statements
 
 
-def _sqlite(table: str, columns: tuple[str, ...], delta: Delta) -> list[str]:
+def _sqlite(counted: Counted) -> list[str]:
     """One trigger per row and event; OLD and NEW as one-row relations."""
-    statements = []
+    table, columns = counted.table, counted.columns
     old, new = _one_row("OLD", columns), _one_row("NEW", columns)
-    for event, before, after, when in (
-        ("insert", None, new, ""),
-        ("update", old, new, f" WHEN {_differ('OLD', 'NEW', columns, 'sqlite')}"),
-        ("delete", old, None, ""),
+    when = {"update": _differ("OLD", "NEW", columns, "sqlite")} | counted.when
+    statements = []
+    for event, before, after in (
+        ("insert", None, new),
+        ("update", old, new),
+        ("delete", old, None),
     ):
         name = f"{TRIGGER}_{table}_{event}"
+        condition = f" WHEN {when[event]}" if event in when else ""
         statements += [
             f"DROP TRIGGER IF EXISTS {name}",
-            f"CREATE TRIGGER {name} AFTER {event.upper()} ON {table} FOR EACH ROW{when}\n"
-            f"BEGIN\n{delta(before, after, 'sqlite')};\nEND",
+            f"CREATE TRIGGER {name} AFTER {event.upper()} ON {table} FOR EACH ROW{condition}\n"
+            f"BEGIN\n{counted.delta(before, after, 'sqlite')};\nEND",
         ]
     return statements
 
@@ -201,16 +262,16 @@ def recount() -> list[str]:
 
 def install(schema_editor: BaseDatabaseSchemaEditor) -> None:
     """(Re)create the triggers from the rule as it is now, and count from scratch."""
-    render = _postgresql if schema_editor.connection.vendor == "postgresql" else _sqlite
-    statements = render(Modem._meta.db_table, MODEM_COLUMNS, _modem_delta)
-    statements += render(Order._meta.db_table, ORDER_COLUMNS, _order_delta)
+    vendor = schema_editor.connection.vendor
+    render = _postgresql if vendor == "postgresql" else _sqlite
+    statements = [statement for counted in _tables(vendor) for statement in render(counted)]
     for statement in statements + recount():
         schema_editor.execute(statement, params=None)
 
 
 def uninstall(schema_editor: BaseDatabaseSchemaEditor) -> None:
     postgresql = schema_editor.connection.vendor == "postgresql"
-    for table in (Modem._meta.db_table, Order._meta.db_table):
+    for table in (MODEM, ORDER, RECORDS):
         for event in ("insert", "update", "delete"):
             name = f"{TRIGGER}_{table}_{event}"
             if postgresql:

@@ -98,7 +98,7 @@ def test_the_pick_walks_no_silent_modem_ahead_of_the_online_ones() -> None:
             "operator": "normal",
             "online_since": offline_since(settings.MODEM_ONLINE_SECONDS),
         }
-        free = free_modems("normal", settings.MODEM_ONLINE_SECONDS)
+        free = free_modems("normal", settings.MODEM_ONLINE_SECONDS, (0, 1))
         sql = f"SELECT m.id {free} ORDER BY m.id LIMIT 1"
         cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
         plan = cursor.fetchone()[0]

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 
+from orders.services import numbers_rest
 from orders.statements import deliverability, stock_counts
 
 
@@ -22,9 +23,13 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["recount"]:
-            statements = stock_counts.recount() + deliverability.recount(connection.vendor)
+            # The records first: which numbers rest is written from them, and the stock
+            # counts the resting ones.
             with transaction.atomic(), connection.cursor() as cursor:
-                for statement in statements:
+                for statement in deliverability.recount(connection.vendor):
+                    cursor.execute(statement)
+                numbers_rest()
+                for statement in stock_counts.recount():
                     cursor.execute(statement)
             self.stdout.write("Stock and deliverability counted from scratch.")
             return
