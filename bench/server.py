@@ -25,7 +25,7 @@ WORKERS = 3
 
 def production_env(database_url: str) -> dict[str, str]:
     """Production settings for the bench: no debug, a random key, no rate limit, no cap on
-    a buyer's pending orders, and modems stay online for the whole run (the seed stamps
+    a buyer's pending orders, short rests, and modems stay online for the whole run (the seed stamps
     their heartbeat once; the default 120 s would take them offline mid-run)."""
     return {
         "DATABASE_URL": database_url,
@@ -36,6 +36,10 @@ def production_env(database_url: str) -> dict[str, str]:
         "SCAN_GUARD": "false",
         "MAX_ACTIVE_ORDERS": "1000000",
         "MODEM_ONLINE_SECONDS": "86400",
+        # The bench cancels every order it places, so every number fails three times in a
+        # row soon and would rest for hours: a one-second rest keeps the rule in every pick
+        # without the bench's own cancels emptying the pool (as SCAN_GUARD above).
+        "NUMBER_REST_SECONDS": "1",
     }
 
 
