@@ -148,6 +148,33 @@ def test_the_expiry_job_writes_the_rests(agent: Agent, buyer: Buyer) -> None:
     assert stock(app) == 0
 
 
+def test_the_stock_follows_a_rest_as_its_modem_goes_and_its_number_moves(
+    agent: Agent, buyer: Buyer
+) -> None:
+    modem = ModemFactory(reseller=agent.user)
+    app = ApplicationFactory()
+    for _ in range(3):
+        fail(buyer, app)
+    numbers_rest()
+    assert stock(app) == 0
+
+    Modem.objects.filter(pk=modem.pk).update(online=False)
+    assert stock(app) == 0 and stock_counts.stock_differences() == []
+    Modem.objects.filter(pk=modem.pk).update(online=True)
+    # The SIM moves to another slot: the rest follows the number.
+    slot = ModemFactory(reseller=agent.user, phone_number=None)
+    Modem.objects.filter(pk=modem.pk).update(phone_number=None)
+    Modem.objects.filter(pk=slot.pk).update(phone_number=modem.phone_number)
+    assert stock(app) == 0 and stock_counts.stock_differences() == []
+
+    NumberRecord.objects.filter(application_id=app.pk).update(
+        last_failed_at=timezone.now() - timedelta(days=1)
+    )
+    assert numbers_rest() == (0, 1)
+    assert stock(app) == 1 and stock_counts.stock_differences() == []
+    assert order(buyer, app).modem_id == slot.pk
+
+
 # --- Preference --------------------------------------------------------------------------
 
 
