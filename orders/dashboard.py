@@ -76,7 +76,7 @@ class CatalogueEntry:
     @property
     def hue(self) -> int:
         """The badge's colour, the same for an application everywhere."""
-        return self.id * 47 % 360
+        return self.id * 137 % 360
 
     @property
     def cheapest(self) -> int | None:
