@@ -3,7 +3,6 @@ buyer's favourites from a bounded read, the shared catalogue copy refreshed afte
 buyer's own order, and a page whose cost does not grow with the buyer's history."""
 
 from datetime import timedelta
-from itertools import count
 from typing import Any
 
 import pytest
@@ -24,30 +23,17 @@ from orders.dashboard import (
     order_block,
     price_list,
 )
-from orders.models import Application, Order, OrderStatus
-from tests.factories import ApplicationFactory, Buyer, ModemFactory, make_agent
+from orders.models import Application
+from tests.factories import ApplicationFactory, Buyer, ModemFactory, finished_order, make_agent
 
 pytestmark = pytest.mark.django_db
-_numbers = count()
 
 
 def history(buyer: Buyer, applications: list[Application]) -> None:
-    """Finished orders of the buyer, oldest first, on offline modems (the stock stays)."""
-    reseller = make_agent().user
+    """Finished orders of the buyer, oldest first."""
     start = timezone.now() - timedelta(days=1)
     for n, application in enumerate(applications):
-        order = Order.objects.create(
-            buyer=buyer.user,
-            application=application,
-            operator="normal",
-            modem=ModemFactory(reseller=reseller, last_heartbeat_at=None),
-            reseller=reseller,
-            phone_number=f"62899{next(_numbers):07d}",
-            price=3500,
-            created_at=start + timedelta(seconds=n),
-            expires_at=start + timedelta(minutes=20),
-        )
-        Order.objects.filter(pk=order.pk).update(status=OrderStatus.FINISHED)
+        finished_order(buyer.user, application, start + timedelta(seconds=n))
 
 
 def entry(app_id: int, name: str) -> CatalogueEntry:

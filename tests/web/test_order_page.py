@@ -11,33 +11,14 @@ import pytest
 from django.core.cache import cache
 from playwright.sync_api import Page, expect
 
-from orders.models import Application, Order, OrderStatus
-from tests.factories import ApplicationFactory, ModemFactory, make_agent
+from orders.models import Application
+from tests.factories import ApplicationFactory, finished_order, make_agent
 from tests.web.conftest import PHONE, Account, Shoot, make_account
 from tests.web.test_browser import agent_post, modem_online
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 LogIn = Callable[[Page, Account], None]
-
-
-def past_order(buyer: Account, application: Application, created_at: datetime) -> Order:
-    """A finished order of the buyer's history, on a modem of its own (offline: the stock
-    stays as the test sets it)."""
-    reseller = make_agent().user
-    order = Order.objects.create(
-        buyer=buyer.user,
-        application=application,
-        operator="normal",
-        modem=ModemFactory(reseller=reseller, last_heartbeat_at=None),
-        reseller=reseller,
-        phone_number=f"62899{Order.objects.count():07d}",
-        price=3500,
-        created_at=created_at,
-        expires_at=created_at + timedelta(minutes=20),
-    )
-    Order.objects.filter(pk=order.pk).update(status=OrderStatus.FINISHED)
-    return order
 
 
 def app_names(page: Page) -> list[str]:
@@ -75,8 +56,8 @@ def test_the_order_page_lists_prices_and_stock_with_search_and_favourites_first(
     telegram = ApplicationFactory(name="Telegram", prices={"normal": 5000, "special": 8000})
     google = ApplicationFactory(name="Google", prices={"normal": 3000})
     now = datetime.now(UTC)
-    past_order(buyer_account, google, now - timedelta(days=2))
-    past_order(buyer_account, telegram, now - timedelta(days=1))
+    finished_order(buyer_account.user, google, now - timedelta(days=2))
+    finished_order(buyer_account.user, telegram, now - timedelta(days=1))
     modem_online(live_server, make_agent().key, "COM1", "628111000001")
 
     log_in(page, buyer_account)
@@ -211,7 +192,7 @@ def test_a_code_is_announced_and_counted_in_the_title_of_a_hidden_tab(
 def test_times_show_in_the_buyers_zone_with_its_name(
     page: Page, live_server: Any, buyer_account: Account, whatsapp: Application, log_in: LogIn
 ) -> None:
-    past_order(buyer_account, whatsapp, datetime(2026, 12, 1, 7, 5, tzinfo=UTC))
+    finished_order(buyer_account.user, whatsapp, datetime(2026, 12, 1, 7, 5, tzinfo=UTC))
     log_in(page, buyer_account)
     expect(page.get_by_role("link", name="Time zone: WIB")).to_be_visible()
     page.get_by_role("link", name="Orders", exact=True).click()
