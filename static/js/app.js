@@ -124,6 +124,17 @@
   document.addEventListener("visibilitychange", seen);
   window.addEventListener("focus", seen);
 
+  function controlName(el) {
+    return el.getAttribute("aria-label") || el.textContent.trim();
+  }
+
+  function sameControl(article, focused) {
+    var name = controlName(focused);
+    return Array.prototype.find.call(article.querySelectorAll("button, a, summary"), function (el) {
+      return controlName(el) === name;
+    });
+  }
+
   function mergeOrders(current, html) {
     var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("active-orders");
     if (!fresh) { return; }
@@ -150,10 +161,11 @@
       }
     });
     if (focusedOrder && !focusedOrder.isConnected) {
-      // Its order changed under the focus: go on from its new main action (Finish once
-      // the code is there), or from the panel's heading when the order is gone.
+      // Its order changed under the focus: go on from the same control in the new copy,
+      // else from its main action (Finish once the code is there), else from the panel's
+      // heading when the order is gone.
       var again = focusedOrder.id && document.getElementById(focusedOrder.id);
-      var target = (again && again.querySelector("[data-primary]")) ||
+      var target = (again && (sameControl(again, focused) || again.querySelector("[data-primary]"))) ||
         document.getElementById("active-title");
       if (target) { target.focus(); }
     }

@@ -138,7 +138,8 @@ def test_buy_is_off_with_the_reason_at_rp_0_and_when_out_of_stock(
 def test_the_focus_stays_on_cancel_while_the_orders_refresh(
     page: Page, live_server: Any, buyer_account: Account, whatsapp: Application, log_in: LogIn
 ) -> None:
-    modem_online(live_server, make_agent().key, "COM1", "628111000001")
+    agent = make_agent()
+    modem_online(live_server, agent.key, "COM1", "628111000001")
     log_in(page, buyer_account)
     card = buy_whatsapp(page)
     page.evaluate(
@@ -152,6 +153,18 @@ def test_the_focus_stays_on_cancel_while_the_orders_refresh(
     assert page.evaluate("document.activeElement.textContent.trim()") == "Cancel and refund"
     assert page.evaluate("document.activeElement.closest('article').id") == card.get_attribute("id")
     expect(cancel).to_be_focused()
+
+    # When the order itself changes (its code arrives), the focus stays on the same control.
+    copy_number = card.get_by_role("button", name="Copy the number")
+    copy_number.focus()
+    agent_post(
+        live_server,
+        agent.key,
+        "inbound-sms",
+        {"uid": "COM1", "from": "WhatsApp", "text": "Kode WhatsApp Anda: 654-321."},
+    )
+    expect(card.locator("[data-otp]")).to_have_text("654321")
+    expect(copy_number).to_be_focused()
 
 
 def test_a_code_is_announced_and_counted_in_the_title_of_a_hidden_tab(
