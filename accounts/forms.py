@@ -1,6 +1,7 @@
 """Forms of the account pages: sign-up, throttled log-in, callback settings, confirmations."""
 
 import hashlib
+import zoneinfo
 from typing import TYPE_CHECKING, Any
 
 from django import forms
@@ -140,3 +141,24 @@ class ConfirmForm(forms.Form):
     def __init__(self, *args: Any, label: str = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["confirm"].label = label
+
+
+# Indonesia's three zones first, then every zone the zone database knows.
+_INDONESIA = [
+    ("Asia/Jakarta", _("Western Indonesia (WIB, Jakarta)")),
+    ("Asia/Makassar", _("Central Indonesia (WITA, Makassar)")),
+    ("Asia/Jayapura", _("Eastern Indonesia (WIT, Jayapura)")),
+]
+
+
+def _time_zone_choices() -> list[tuple[Any, Any]]:
+    others = sorted(zoneinfo.available_timezones() - {name for name, _label in _INDONESIA})
+    return [(_("Indonesia"), _INDONESIA), (_("All zones"), [(name, name) for name in others])]
+
+
+class TimeZoneForm(forms.ModelForm):
+    time_zone = forms.ChoiceField(label=_("Time zone"), choices=_time_zone_choices)
+
+    class Meta:
+        model = User
+        fields = ["time_zone"]

@@ -1,11 +1,21 @@
+import zoneinfo
 from typing import ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.keys import new_callback_secret
+
+# The first users are in Indonesia's western zone (WIB, UTC+7).
+DEFAULT_TIME_ZONE = "Asia/Jakarta"
+
+
+def validate_time_zone(name: str) -> None:
+    if name not in zoneinfo.available_timezones():
+        raise ValidationError(f"{name!r} is not a time zone.")
 
 
 class UserManager(BaseUserManager["User"]):
@@ -35,6 +45,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(default=False)
     is_reseller = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
+    # The zone the pages show times in (accounts.middleware activates it per request).
+    time_zone = models.CharField(
+        max_length=64, default=DEFAULT_TIME_ZONE, validators=[validate_time_zone]
+    )
 
     # "API & Callback" settings
     callback_url = models.CharField(max_length=2000, blank=True, default="")

@@ -36,6 +36,7 @@ urlpatterns = [
         auth_views.PasswordResetCompleteView.as_view(),
         name="password_reset_complete",
     ),
+    path("account/time-zone/", views.time_zone_settings, name="account-time-zone"),
     path("account/api/", views.api_settings, name="account-api"),
     path("account/api/key/", views.api_key_regenerate, name="account-api-key"),
     path("account/callback/", views.callback_settings, name="account-callback"),

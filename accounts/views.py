@@ -21,7 +21,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from accounts.forms import CallbackSettingsForm, ConfirmForm, SignupForm
+from accounts.forms import CallbackSettingsForm, ConfirmForm, SignupForm, TimeZoneForm
 from accounts.models import ApiKey, User
 from accounts.services import account_create, callback_settings_update, key_issue
 from orders.callbacks import Outcome, callback_resend, callback_test
@@ -209,3 +209,16 @@ def callback_resend_view(request: SignedInRequest, delivery_id: int) -> HttpResp
             _("Callback %(id)s queued: it is sent again within seconds.") % {"id": delivery_id},
         )
     return redirect(reverse("account-api") + "#deliveries")
+
+
+@login_required
+def time_zone_settings(request: SignedInRequest) -> HttpResponse:
+    """The zone every page shows times in (accounts.middleware activates it)."""
+    form = TimeZoneForm(request.POST or None, instance=request.user)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(
+            request, _("Times now show in %(zone)s.") % {"zone": form.cleaned_data["time_zone"]}
+        )
+        return redirect("account-time-zone")
+    return render(request, "accounts/time_zone.html", {"form": form})

@@ -78,6 +78,17 @@ class CatalogueEntry:
     offers: list[OperatorOffer]
 
     @property
+    def initials(self) -> str:
+        """The badge's letters: the capitals of "WhatsApp" or "Bigo Live", else the first."""
+        capitals = [c for c in self.name if c.isupper() or c.isdigit()]
+        return "".join(capitals[:2]) if len(capitals) >= 2 else self.name[:1].upper()
+
+    @property
+    def hue(self) -> int:
+        """The badge's colour, the same for an application everywhere."""
+        return self.id * 137 % 360
+
+    @property
     def cheapest(self) -> int | None:
         return min((o.price for o in self.offers), default=None)
 
@@ -92,9 +103,9 @@ class CatalogueEntry:
 _OPERATOR_ORDER = {"normal": 0, "promo": 1, "special": 2}
 
 
-def catalogue() -> list[CatalogueEntry]:
+def catalogue(*, refresh: bool = False) -> list[CatalogueEntry]:
     """The public catalogue (prices and physical stock per operator) in a shape templates
-    can loop over."""
+    can loop over; `refresh` as in services_catalogue."""
     return [
         CatalogueEntry(
             id=app["id"],
@@ -113,8 +124,54 @@ def catalogue() -> list[CatalogueEntry]:
                 key=lambda offer: _OPERATOR_ORDER.get(offer.operator, 9),
             ),
         )
-        for app in services_catalogue()
+        for app in services_catalogue(refresh=refresh)
     ]
+
+
+# Favourites come from the newest orders only: one index range read (orders_buyer_idx),
+# whatever the length of the buyer's history.
+FAVOURITES_FROM_ORDERS = 50
+FAVOURITES = 5
+
+
+def favourite_applications(buyer: User) -> list[int]:
+    """The applications of the buyer's latest orders, most recently used first."""
+    newest = Order.objects.filter(buyer=buyer).order_by("-id")
+    used = newest.values_list("application_id", flat=True)[:FAVOURITES_FROM_ORDERS]
+    return list(dict.fromkeys(used))[:FAVOURITES]
+
+
+def price_list(
+    entries: list[CatalogueEntry], favourites: list[int], query: str = ""
+) -> list[CatalogueEntry]:
+    """The order form's applications: favourites first, then the catalogue's order;
+    only those whose name contains `query` (the search box without JavaScript)."""
+    rank = {app_id: n for n, app_id in enumerate(favourites)}
+    needle = query.strip().casefold()
+    return sorted(
+        (app for app in entries if needle in app.name.casefold()),
+        key=lambda app: rank.get(app.id, len(rank)),
+    )
+
+
+@dataclass(frozen=True)
+class OrderBlock:
+    """Why the order form's Buy button is off; `shortfall` is the top-up it needs."""
+
+    reason: str  # "no_price", "out_of_stock" or "balance"
+    shortfall: int = 0
+
+
+def order_block(offer: OperatorOffer | None, balance: int) -> OrderBlock | None:
+    """Why an order of this pool cannot succeed now, or None. A convenience for the form:
+    order_create checks all of it again (the figures here may be a second old)."""
+    if offer is None:
+        return OrderBlock("no_price")
+    if not offer.stock:
+        return OrderBlock("out_of_stock")
+    if balance < offer.price:
+        return OrderBlock("balance", offer.price - balance)
+    return None
 
 
 @dataclass(frozen=True)

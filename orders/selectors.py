@@ -38,7 +38,7 @@ CATALOGUE_REFRESH_KEY = "orders:services-catalogue:refreshing"
 _clock = time.time  # the catalogue copy's age; tests move it
 
 
-def services_catalogue() -> list[dict[str, Any]]:
+def services_catalogue(*, refresh: bool = False) -> list[dict[str, Any]]:
     """Every enabled application with price and physical stock per operator, cached for
     CATALOGUE_CACHE_SECONDS (a couple of seconds).
 
@@ -47,10 +47,19 @@ def services_catalogue() -> list[dict[str, Any]]:
     milliseconds: the stock is read from its kept counts). So an answer is at most
     CATALOGUE_CACHE_SECONDS old plus the time one computation takes; should that one fail
     or hang, the copy expires at twice CATALOGUE_CACHE_SECONDS and whoever asks next
-    computes it."""
+    computes it.
+
+    `refresh` computes a new copy now and shares it: the order form after the buyer's own
+    order must count it (issue 18). Refreshing rather than deleting the copy keeps every
+    other worker answering with a copy meanwhile, instead of all computing at once."""
     ttl = settings.CATALOGUE_CACHE_SECONDS
     if not ttl:
         return _catalogue_now()
+    if refresh:
+        started = _clock()
+        catalogue = _catalogue_now()
+        cache.set(CATALOGUE_CACHE_KEY, (started, catalogue), timeout=2 * ttl)
+        return catalogue
     entry = cache.get(CATALOGUE_CACHE_KEY)
     if entry is not None:
         computed_at, catalogue = entry

@@ -1,6 +1,8 @@
 """Buyer pages (landing, dashboard, live active orders, history, transactions) and the staff
 overview. Orders are made, cancelled and finished only through orders.services."""
 
+from typing import cast
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -19,9 +21,12 @@ from orders.dashboard import (
     CatalogueEntry,
     active_orders,
     catalogue,
+    favourite_applications,
     number_lines,
     numbers_modems,
+    order_block,
     order_history,
+    price_list,
     staff_overview,
     wallet_entries,
     wallet_lines,
@@ -69,9 +74,23 @@ def _active_context(request: SignedInRequest) -> dict[str, object]:
     return {"orders": active_orders(request.user), "balance": wallet_balance(request.user)}
 
 
+def _choices_context(
+    selected: CatalogueEntry | None, operator: str, balance: int
+) -> dict[str, object]:
+    """The operator radios and the Buy button, with why it is off if it is."""
+    offer = selected.offer(operator) if selected else None
+    return {
+        "selected": selected,
+        "selected_operator": operator,
+        "blocked": order_block(offer, balance),
+    }
+
+
 @login_required
 def dashboard(request: SignedInRequest) -> HttpResponse:
-    entries = catalogue()
+    query = request.GET.get("q", "")
+    favourites = favourite_applications(request.user)
+    entries = price_list(catalogue(), favourites, query)
     if request.method == "POST":
         form = OrderForm(request.POST, catalogue=entries)
         if form.is_valid():
@@ -86,6 +105,7 @@ def dashboard(request: SignedInRequest) -> HttpResponse:
                 headline = _REFUSALS.get(exc.code)
                 form.add_error(None, f"{headline} {exc.message}" if headline else exc.message)
             else:
+                catalogue(refresh=True)  # the form after the redirect counts this order
                 messages.success(
                     request,
                     _("Order #%(id)s: your number is %(number)s. The code appears below.")
@@ -101,25 +121,28 @@ def dashboard(request: SignedInRequest) -> HttpResponse:
             catalogue=entries,
             initial={"application": selected.id if selected else None, "operator": operator},
         )
+    active = _active_context(request)
     context = {
         "form": form,
-        "selected": selected,
-        "selected_operator": operator,
-        **_active_context(request),
+        "applications": entries,
+        "favourites": favourites,
+        "query": query,
+        **_choices_context(selected, operator, cast(int, active["balance"])),
+        **active,
     }
     return render(request, "orders/dashboard.html", context)
 
 
 @login_required
 def operator_choices(request: SignedInRequest) -> HttpResponse:
-    """The operator radios (price and stock) of one application: the order form swaps
-    them in when the application changes."""
+    """The operator radios (price and stock) of one application and the Buy button: the
+    order form swaps them in when the application or the operator changes."""
     selected = _selected(catalogue(), request.GET.get("application"))
     operator = _operator(selected, request.GET.get("operator"))
     return render(
         request,
         "orders/_operator_choices.html",
-        {"selected": selected, "selected_operator": operator},
+        _choices_context(selected, operator, wallet_balance(request.user)),
     )
 
 
@@ -146,6 +169,7 @@ def order_cancel_view(request: SignedInRequest, order_id: int) -> HttpResponse:
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
+        catalogue(refresh=True)  # the order form shows the number back in stock at once
         messages.success(
             request,
             _("Order #%(id)s cancelled: %(amount)s is back in your balance.")

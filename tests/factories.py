@@ -3,7 +3,7 @@ real; money arrives only through the ledger (top-ups)."""
 
 import itertools
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import factory
@@ -15,7 +15,7 @@ from accounts.services import account_create
 from billing.services import topup
 from modems.carriers import carrier_of
 from modems.models import Modem
-from orders.models import Application, ApplicationPrice
+from orders.models import Application, ApplicationPrice, Order, OrderStatus
 
 _numbers = itertools.count(1)
 
@@ -95,3 +95,22 @@ class ModemFactory(factory.django.DjangoModelFactory):
 
 def offline_since(seconds: int) -> Any:
     return timezone.now() - timedelta(seconds=seconds)
+
+
+def finished_order(buyer: User, application: Application, created_at: datetime) -> Order:
+    """A finished order of the buyer's history, on an offline modem of its own: it takes
+    nothing from the stock a test sets up."""
+    reseller = make_agent().user
+    order = Order.objects.create(
+        buyer=buyer,
+        application=application,
+        operator="normal",
+        modem=ModemFactory(reseller=reseller, last_heartbeat_at=None),
+        reseller=reseller,
+        phone_number=f"62899{next(_numbers):07d}",
+        price=3500,
+        created_at=created_at,
+        expires_at=created_at + timedelta(minutes=20),
+    )
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.FINISHED)
+    return order

@@ -1,10 +1,11 @@
 """Small presentation helpers for the dashboard templates: translated labels for the
-models' choices, times the browser shows in its own zone, and page links."""
+models' choices, times in the reader's zone with its label, and page links."""
 
 from datetime import datetime
 from typing import Any
 
 from django import template
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -44,13 +45,35 @@ def iso_filter(moment: datetime | None) -> str:
     return iso(moment) or ""
 
 
+def zone_label(moment: datetime | None = None) -> str:
+    """The active zone's short name at that moment ("WIB", "CET"), or its offset from UTC
+    where the zone database has no letters for it ("UTC+04")."""
+    local = timezone.localtime(moment)
+    name = local.tzname() or ""
+    return name if name.isalpha() else f"UTC{name}"
+
+
 @register.simple_tag
 def when(moment: datetime | None, style: str = "datetime") -> str:
-    """A <time> in UTC that static/js/app.js rewrites into the reader's own time zone."""
+    """A <time> in the zone accounts.middleware activated (the reader's), labelled: "06 Dec
+    2026 14:05 WIB". The title names the zone in full."""
     if moment is None:
         return "–"
-    shown = moment.strftime("%d %b %Y %H:%M UTC" if style == "datetime" else "%H:%M:%S UTC")
-    return format_html('<time datetime="{}" data-local="{}">{}</time>', iso(moment), style, shown)
+    local = timezone.localtime(moment)
+    shown = local.strftime("%d %b %Y %H:%M" if style == "datetime" else "%H:%M:%S")
+    return format_html(
+        '<time datetime="{}" title="{}">{} {}</time>',
+        iso(moment),
+        timezone.get_current_timezone_name(),
+        shown,
+        zone_label(moment),
+    )
+
+
+@register.simple_tag
+def current_zone() -> str:
+    """The header's label of the reader's zone: "WIB"."""
+    return zone_label()
 
 
 @register.simple_tag

@@ -69,22 +69,6 @@
     }
   });
 
-  // Times: the server writes UTC; show them in the reader's own zone and language.
-  var lang = document.documentElement.lang || undefined;
-  function localTimes(root) {
-    root.querySelectorAll("time[data-local]").forEach(function (el) {
-      var moment = new Date(el.getAttribute("datetime"));
-      if (isNaN(moment)) { return; }
-      var options = el.getAttribute("data-local") === "time"
-        ? { timeStyle: "medium" }
-        : { dateStyle: "medium", timeStyle: "short" };
-      try {
-        el.textContent = new Intl.DateTimeFormat(lang, options).format(moment);
-        el.title = el.getAttribute("datetime");
-      } catch (error) { /* keep the UTC text */ }
-    });
-  }
-
   // Countdowns: <span data-expires="ISO" data-expired-label="expired">.
   function pad(n) { return n < 10 ? "0" + n : String(n); }
   function tick() {
@@ -102,17 +86,101 @@
     });
   }
 
-  // The landing page's service search.
+  // Search boxes: <input data-filter="selector of items with data-name"
+  // data-filter-empty="selector of the 'nothing matches' note">.
   document.addEventListener("input", function (event) {
     if (!event.target.matches("input[data-filter]")) { return; }
     var needle = event.target.value.trim().toLowerCase();
+    var shown = 0;
     document.querySelectorAll(event.target.getAttribute("data-filter")).forEach(function (el) {
-      el.hidden = needle && el.getAttribute("data-name").toLowerCase().indexOf(needle) === -1;
+      el.hidden = Boolean(needle) && el.getAttribute("data-name").toLowerCase().indexOf(needle) === -1;
+      if (!el.hidden) { shown += 1; }
     });
+    var none = event.target.getAttribute("data-filter-empty");
+    if (none) { document.querySelector(none).hidden = shown > 0; }
   });
 
-  function enhance(root) {
-    localTimes(root);
+  // The active orders: htmx polls them (hx-swap="none") and this puts in only the orders
+  // whose data-version changed, so the control in focus and the scroll stay where they
+  // are. A code that arrives is announced, and counted in the tab's title while hidden.
+  var pageTitle = document.title;
+  var unseen = 0;
+
+  function announce(texts) {
+    var region = document.getElementById("order-announcer");
+    if (!region || !texts.length) { return; }
+    region.textContent = texts.join(" ");
+    if (document.hidden) {
+      unseen += texts.length;
+      document.title = "(" + unseen + ") " + region.getAttribute("data-title-arrived") + " — ZeroTP";
+    }
+  }
+
+  function seen() {
+    if (document.hidden || !unseen) { return; }
+    unseen = 0;
+    document.title = pageTitle;
+  }
+  document.addEventListener("visibilitychange", seen);
+  window.addEventListener("focus", seen);
+
+  function controlName(el) {
+    return el.getAttribute("aria-label") || el.textContent.trim();
+  }
+
+  function sameControl(article, focused) {
+    var name = controlName(focused);
+    return Array.prototype.find.call(article.querySelectorAll("button, a, summary"), function (el) {
+      return controlName(el) === name;
+    });
+  }
+
+  function mergeOrders(current, html) {
+    var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("active-orders");
+    if (!fresh) { return; }
+    var focused = current.contains(document.activeElement) ? document.activeElement : null;
+    var focusedOrder = focused && focused.closest("[data-version]");
+    var arrived = [];
+    var wanted = Array.prototype.map.call(fresh.children, function (node) {
+      var old = node.id ? current.querySelector(":scope > #" + CSS.escape(node.id)) : null;
+      if (old && old.getAttribute("data-version") === node.getAttribute("data-version")) {
+        return old;
+      }
+      var code = node.getAttribute("data-code");
+      if (code && (!old || old.getAttribute("data-code") !== code)) {
+        arrived.push(node.getAttribute("data-announce"));
+      }
+      return document.importNode(node, true);
+    });
+    Array.prototype.slice.call(current.children).forEach(function (child) {
+      if (wanted.indexOf(child) === -1) { current.removeChild(child); }
+    });
+    wanted.forEach(function (node, index) {
+      if (current.children[index] !== node) {
+        current.insertBefore(node, current.children[index] || null);
+      }
+    });
+    if (focusedOrder && !focusedOrder.isConnected) {
+      // Its order changed under the focus: go on from the same control in the new copy,
+      // else from its main action (Finish once the code is there), else from the panel's
+      // heading when the order is gone.
+      var again = focusedOrder.id && document.getElementById(focusedOrder.id);
+      var target = (again && (sameControl(again, focused) || again.querySelector("[data-primary]"))) ||
+        document.getElementById("active-title");
+      if (target) { target.focus(); }
+    }
+    tick();
+    announce(arrived);
+  }
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var elt = event.detail.elt;
+    if (elt.id === "active-orders" && event.detail.successful && event.detail.xhr) {
+      mergeOrders(elt, event.detail.xhr.responseText);
+    }
+  });
+
+  function enhance() {
     tick();
   }
 

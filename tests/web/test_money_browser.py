@@ -64,7 +64,7 @@ def test_a_new_buyer_tops_up_through_midtrans_and_orders(
 
     page.get_by_role("link", name="Dashboard", exact=True).click()
     expect(page.locator("#balance")).to_have_text("Rp 50.000")
-    page.get_by_label("Application").select_option(label="WhatsApp")
+    page.locator("label.app", has_text="WhatsApp").click()
     page.locator("label.offer", has_text="Normal").click()
     page.get_by_role("button", name="Buy a number").click()
     expect(page.locator("article.order [data-number]")).to_have_text("628111230007")
