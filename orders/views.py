@@ -219,7 +219,7 @@ def _numbers_page(request: SignedInRequest, reseller: User | None) -> HttpRespon
         "resting_only": resting_only,
         "staff_view": reseller is None,
         "rest_after": settings.NUMBER_REST_AFTER_FAILURES,
-        "rest_hours": round(settings.NUMBER_REST_SECONDS / 3600, 1),
+        "rest_hours": f"{settings.NUMBER_REST_SECONDS / 3600:g}",
     }
     return render(request, "orders/numbers.html", context)
 

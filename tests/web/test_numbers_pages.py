@@ -2,6 +2,7 @@
 application and which rest and why; staff see the same across resellers."""
 
 import re
+from typing import Any
 
 import pytest
 from django.urls import reverse
@@ -9,7 +10,7 @@ from django.urls import reverse
 from orders.models import Order
 from orders.services import numbers_rest, order_cancel, order_create, sms_receive
 from tests.factories import ApplicationFactory, ModemFactory, make_agent, make_buyer
-from tests.web.conftest import Account, logged_in
+from tests.web.conftest import Account, Shoot, logged_in
 
 pytestmark = pytest.mark.django_db
 
@@ -67,3 +68,21 @@ def test_staff_see_every_resellers_numbers_and_others_are_sent_away(
     assert logged_in(reseller_account).get(reverse("staff-numbers")).status_code == 403
     buyer = logged_in(buyer_account)
     assert buyer.get(reverse("reseller-numbers")).url == reverse("reseller")
+
+
+def test_the_reseller_numbers_page_in_a_browser(
+    page: Any, live_server: Any, reseller_account: Account, log_in: Any, shoot: Shoot
+) -> None:
+    from playwright.sync_api import expect
+
+    burnt, whatsapp = _history(reseller_account)
+    log_in(page, reseller_account)
+    page.goto(f"{live_server.url}{reverse('reseller')}")
+    page.get_by_role("link", name="Your numbers").click()
+
+    row = page.locator(f'tr[data-number="{burnt}"]')
+    expect(row.locator(f'[data-resting="{whatsapp}"]')).to_contain_text("3 failed in a row")
+    expect(row).to_contain_text("1 of 4 got a code (25%)")
+    shoot(page, "60-reseller-numbers")
+    page.get_by_role("link", name="Resting").click()
+    expect(page.locator("tr[data-number]")).to_have_count(1)
