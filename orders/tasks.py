@@ -3,14 +3,17 @@
 from orders.callbacks import callback_send, callbacks_due
 from orders.models import JobRun
 from orders.services import job_run_record, numbers_rest, orders_expire
+from orders.statements import deliverability
 
 
 def expire_orders() -> int:
     """Expire and refund every pending order past its time (scheduled every minute), write
-    which numbers rest (the expiry is where most failures come from), then note the clean
-    run: /readyz fails when the last one is too old."""
+    which numbers rest (the expiry is where most failures come from), drop deliverability
+    counts no window reads, then note the clean run: /readyz fails when the last one is
+    too old."""
     expired = orders_expire()
     numbers_rest()
+    deliverability.prune()
     job_run_record(name=JobRun.Job.EXPIRY_SWEEP)
     return expired
 

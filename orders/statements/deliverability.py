@@ -262,6 +262,15 @@ def figures_now(now: datetime | None = None) -> Figures:
     }
 
 
+def prune(now: datetime | None = None) -> int:
+    """Drop the counts of hours no window reads any more (older than the longest window and
+    a day): the table then holds about a week, whatever the history. A recount adds them
+    back from the orders, to be pruned again."""
+    oldest = (now or timezone.now()) - timedelta(hours=max(WINDOWS.values()) + 24)
+    KEPT.fold()  # the changes too (PostgreSQL)
+    return DeliveryCount.objects.filter(hour__lt=oldest).delete()[0]
+
+
 def figures() -> Figures:
     """`figures_now`, cached for DELIVERABILITY_CACHE_SECONDS: a day's figures move slowly,
     and the services list, recomputed every few seconds, need not read a week each time."""

@@ -110,6 +110,15 @@ def test_the_windows_move_with_the_clock() -> None:
     assert deliverability.figures_now(NOW + timedelta(days=7)) == {}
 
 
+def test_counts_no_window_reads_are_pruned() -> None:
+    world = World()
+    for days in (1, 7, 9):
+        decide(world.placed(timedelta(days=days)), OrderStatus.EXPIRED)
+    assert deliverability.prune(NOW) == 1  # 9 days: past the week and a day of grace
+    assert windows(world.app)["7d"]["orders"] == 1
+    assert DeliveryCount.objects.count() == 2
+
+
 def test_a_figure_is_null_below_the_minimum_sample(settings: Any) -> None:
     settings.DELIVERABILITY_MIN_ORDERS = 3
     world = World()
