@@ -3,17 +3,19 @@
 from orders.callbacks import callback_send, callbacks_due
 from orders.models import JobRun
 from orders.services import job_run_record, numbers_rest, orders_expire
-from orders.statements import deliverability
+from orders.statements import deliverability, stock_counts
 
 
 def expire_orders() -> int:
     """Expire and refund every pending order past its time (scheduled every minute), write
     which numbers rest (the expiry is where most failures come from), drop deliverability
-    counts no window reads, then note the clean run: /readyz fails when the last one is
-    too old."""
+    counts no window reads, fold the stock's changes (a site nobody reads would keep a row
+    per order until the next read), then note the clean run: /readyz fails when the last
+    one is too old."""
     expired = orders_expire()
     numbers_rest()
     deliverability.prune()
+    stock_counts.KEPT.fold()
     job_run_record(name=JobRun.Job.EXPIRY_SWEEP)
     return expired
 
