@@ -52,9 +52,10 @@ def _statuses(statuses: tuple[str, ...]) -> str:
 
 
 # A number that failed NUMBER_REST_AFTER_FAILURES orders of an application in a row rests
-# from it for NUMBER_REST_SECONDS after the last: its record says so. The pick reads that
-# exactly (`resting`); the stock, which only follows written columns, reads `resting`, the
-# flag the expiry job writes from the same condition every minute (orders/services.py).
+# from it for NUMBER_REST_SECONDS after the last, as its record says. The pick reads the
+# rule itself (`resting()`, exact to the second); the stock, which can only follow written
+# columns, reads the column `resting`, which the expiry job writes from the same rule every
+# minute (`rest_updates`, services.numbers_rest).
 REST = Blocking(RECORDS, "phone_number", "phone_number", "{b}.resting")
 
 # What blocks a modem for an application (each order rule has its partial unique
@@ -124,13 +125,13 @@ def free_modems(
     else:
         fence, mapping = "", "%(operator)s"
         online_since, rest_since = "%(online_since)s", "%(rest_since)s"
-    exact_rest = resting("{b}", after_failures, rest_since)
+    exact_rest = resting("{b}", after_failures, rest_since)  # not the flag: see REST
     blocked = "".join(
         f"\n  AND NOT EXISTS ({rule.rows('m', '%(application)s', condition=exact_rest)}{fence})"
         if rule is REST
         else f"\n  AND NOT EXISTS ({rule.rows('m', '%(application)s')}{fence})"
         for rule in BLOCKING
-        if rule is not REST or after_failures
+        if rule is not REST or after_failures > 0
     )
     carrier = " AND m.carrier = %(carrier)s" if by_carrier else ""
     return f"""
@@ -187,17 +188,17 @@ def blocked(
 
 @cache
 def rest_updates(after_failures: int) -> tuple[str, str]:
-    """The job's two UPDATEs of `resting` (the rests that start, those that end), given
-    the time a rest must have begun after (now less NUMBER_REST_SECONDS)."""
+    """The job's two UPDATEs of the column `resting`: the rests that start, those that end,
+    for %(since)s (now less NUMBER_REST_SECONDS). Application 0 (all) never rests."""
     rest = resting("r", after_failures, "%(since)s")
-    pick = (
-        f"UPDATE {RECORDS} SET resting = {{}} WHERE id IN (SELECT r.id FROM {RECORDS} r WHERE {{}})"
+    starting = (
+        f"SELECT r.id FROM {RECORDS} r WHERE NOT r.resting AND r.failed_in_a_row > 0 "
+        f"AND r.application_id <> 0 AND {rest}"
     )
+    ending = f"SELECT r.id FROM {RECORDS} r WHERE r.resting AND NOT COALESCE({rest}, false)"
     return (
-        pick.format(
-            "true", f"NOT r.resting AND r.failed_in_a_row > 0 AND r.application_id <> 0 AND {rest}"
-        ),
-        pick.format("false", f"r.resting AND NOT COALESCE({rest}, false)"),
+        f"UPDATE {RECORDS} SET resting = true WHERE id IN ({starting})",
+        f"UPDATE {RECORDS} SET resting = false WHERE id IN ({ending})",
     )
 
 
