@@ -3,6 +3,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from modems.carriers import CARRIER_MAX_LENGTH
 
@@ -10,9 +11,9 @@ from modems.carriers import CARRIER_MAX_LENGTH
 class Operator(models.TextChoices):
     """The operator pool a modem serves and a buyer orders from."""
 
-    NORMAL = "normal", "Normal"
-    PROMO = "promo", "Promo"
-    SPECIAL = "special", "Special"
+    NORMAL = "normal", _("Normal")
+    PROMO = "promo", _("Promo")
+    SPECIAL = "special", _("Special")
 
 
 class ModemQuerySet(models.QuerySet["Modem"]):

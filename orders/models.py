@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from modems.carriers import CARRIER_MAX_LENGTH
 from modems.models import InboundSms, Modem, Operator
@@ -87,11 +88,11 @@ class ApplicationPrice(models.Model):
 
 
 class OrderStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    COMPLETED = "completed", "Completed"
-    FINISHED = "finished", "Finished"
-    CANCELLED = "cancelled", "Cancelled"
-    EXPIRED = "expired", "Expired"
+    PENDING = "pending", _("Pending")
+    COMPLETED = "completed", _("Completed")
+    FINISHED = "finished", _("Finished")
+    CANCELLED = "cancelled", _("Cancelled")
+    EXPIRED = "expired", _("Expired")
 
 
 OPEN_STATUSES = (OrderStatus.PENDING, OrderStatus.COMPLETED)
