@@ -52,6 +52,8 @@ class Modem(models.Model):
     objects = ModemQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("modem")
+        verbose_name_plural = _("modems")
         constraints = [
             models.UniqueConstraint(fields=["reseller", "uid"], name="modems_uid_per_reseller"),
             models.UniqueConstraint(
@@ -111,8 +113,8 @@ class InboundSms(models.Model):
     )
 
     class Meta:
-        verbose_name = "inbound SMS"
-        verbose_name_plural = "inbound SMS"
+        verbose_name = _("inbound SMS")
+        verbose_name_plural = _("inbound SMS")
         constraints = [
             models.UniqueConstraint(
                 fields=["reseller", "message_id"],
