@@ -7,8 +7,8 @@ from typing import Any, Concatenate, cast
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import views as auth_views
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -26,8 +26,8 @@ from accounts.forms import CallbackSettingsForm, ConfirmForm, SignupForm, TimeZo
 from accounts.models import ApiKey, User
 from accounts.services import account_create, callback_settings_update, key_issue
 from orders.callbacks import Outcome, callback_resend, callback_test
-from orders.models import CallbackDelivery
 from orders.dashboard import live_key
+from orders.models import CallbackDelivery
 from orders.selectors import deliveries_of, service_offers
 from zerotp.errors import DomainError
 
