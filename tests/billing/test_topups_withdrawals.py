@@ -70,7 +70,9 @@ def races(func: Callable) -> Callable:
 
 def reseller(balance: int = 0) -> Buyer:
     """A reseller with an API key (a reseller is a buyer too), and money on the wallet."""
-    account = account_create(email=f"seller{next(_emails)}@example.com", is_reseller=True)
+    account = account_create(
+        email=f"seller{next(_emails)}@example.com", is_reseller=True, with_api_key=True
+    )
     if balance:
         topup(user=account.user, amount=balance)
     return Buyer(user=account.user, key=account.api_key)
