@@ -257,7 +257,7 @@ def test_cancel_refunds_and_the_balance_on_the_page_changes(
     page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
     card.get_by_role("button", name="Cancel and refund").click()
     expect(
-        page.get_by_text(re.compile(r"cancelled: Rp 3\.500 is back in your balance"))
+        page.get_by_text(re.compile(r"cancelled: Rp 3,500 is back in your balance"))
     ).to_be_visible()
     expect(page.locator("#balance")).to_have_text("Rp 10,000")
     expect(page.locator("article.order")).to_have_count(0)
