@@ -13,8 +13,9 @@ from playwright.sync_api import Page
 
 from billing.topups import topup_create
 from modems.models import InboundSms
-from orders.models import Application
-from tests.factories import ModemFactory
+from orders.models import Application, CallbackDelivery
+from orders.services import order_create, sms_receive
+from tests.factories import ModemFactory, make_agent
 from tests.web.conftest import DESKTOP, PHONE, Account, make_account
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -89,6 +90,19 @@ def test_the_buyer_pages_have_no_serious_violation(
     log_in: LogIn,
 ) -> None:
     topup = topup_create(user=buyer_account.user, amount=100_000, provider="manual")
+    # Pages with rows in them: a code received (Finish, the active order) and its callback.
+    agent = make_agent()
+    modem = ModemFactory(reseller=agent.user)
+    order_create(buyer=buyer_account.user, application_id=whatsapp.pk)
+    sms_receive(reseller=agent.user, uid=modem.uid, sender="WhatsApp", text="Code 123456")
+    CallbackDelivery.objects.create(
+        buyer=buyer_account.user,
+        event=CallbackDelivery.Event.OTP_RECEIVED,
+        webhook_id="msg_accessibility",
+        body='{"otp_code": "123456"}',
+        status=CallbackDelivery.Status.FAILED,
+        attempts=8,
+    )
     log_in(page, buyer_account)
     paths = [
         reverse("dashboard"),
