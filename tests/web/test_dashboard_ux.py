@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import requests
+from django.template import loader
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
@@ -231,6 +232,11 @@ def test_error_pages_are_styled_and_every_page_has_the_favicon(
     assert answer is not None and answer.status == 404
     expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
     shoot(page, "58-not-found")
+    # Django's other 403, a form without its CSRF token, and the 500 page stand styled too.
+    refused = requests.post(f"{live_server.url}/login/", data={"email": "x"}, timeout=10)
+    assert refused.status_code == 403 and "The form had expired" in refused.text
+    assert 'class="site-header"' in refused.text
+    assert "favicon.svg" in loader.get_template("500.html").render({})
 
     staff = new_context().new_page()
     log_in(staff, staff_account)
