@@ -309,7 +309,15 @@ def test_the_admin_reads_in_indonesian_with_its_actions_forms_and_model_names(
     log_in(page, staff_account)
     page.get_by_role("button", name="Bahasa Indonesia").click()
     page.goto(f"{live_server.url}/admin/")
-    for name in ("Isi saldo", "Penarikan", "Pesanan", "Pengiriman callback", "Pengguna"):
+    names = (
+        "Isi saldo",
+        "Penarikan",
+        "Pesanan",
+        "Pengiriman callback",
+        "Pengguna",
+        "Antrean tugas",
+    )
+    for name in names:
         expect(page.locator("#content-main")).to_contain_text(name)
     shoot(page, "61-admin-index-indonesian")
 
