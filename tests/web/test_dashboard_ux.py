@@ -15,6 +15,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from accounts.models import ApiKey, User
+from billing.adjustments import balance_adjust
 from billing.topups import topup_create
 from modems.models import Modem
 from orders.callbacks import callback_send
@@ -49,9 +50,14 @@ def colours(page: Page, selector: str) -> tuple[str, str]:
 
 
 def order_in_the_form(page: Page, application: str, buy: str = "Buy a number") -> None:
-    page.locator("select[name='application']").select_option(label=application)
+    page.locator("label.app", has_text=application).click()
     page.locator("label.offer", has_text="Normal").click()
     page.get_by_role("button", name=buy).click()
+
+
+def adjust(account: Account, amount: int) -> None:
+    """Staff move the balance while the buyer's page is open (the form judged it before)."""
+    balance_adjust(user=account.user, amount=amount, note="test", staff=None)
 
 
 def test_the_header_sign_up_button_keeps_its_contrast_when_hovered(
@@ -75,26 +81,39 @@ def test_a_short_balance_reads_in_the_readers_language_with_formatted_amounts(
     log_in: LogIn,
     shoot: Shoot,
 ) -> None:
-    poor = make_account("poor@example.com", balance=1000)
-    log_in(page, poor)
+    buyer = make_account("poor@example.com", balance=4000)
+    log_in(page, buyer)
+    adjust(buyer, -3000)  # the server refuses what the page still offers
     order_in_the_form(page, "WhatsApp")
     alert = page.locator(".alert-error, .errorlist").first
     expect(alert).to_contain_text("Balance Rp 1,000 is below the price Rp 3,500.")
-    shoot(page, "51-short-balance-english")
+    expect(page.locator("#buy-reason")).to_contain_text("Top up Rp 2,500 more")
+    shoot(page, "63-short-balance-english")
 
     page.get_by_role("button", name="Bahasa Indonesia").click()
+    expect(page.locator("#buy-reason")).to_contain_text("Isi saldo Rp 2.500 lagi")
+    adjust(buyer, 3000)
+    page.reload()
+    adjust(buyer, -3000)
     order_in_the_form(page, "WhatsApp", buy="Beli nomor")
     alert = page.locator(".alert-error, .errorlist").first
+    expect(alert).to_contain_text("Saldo tidak cukup: isi saldo dulu.")
     expect(alert).to_contain_text("Saldo Rp 1.000 di bawah harga Rp 3.500.")
     expect(alert).not_to_contain_text("below")  # no English tail on an Indonesian page
-    shoot(page, "52-short-balance-indonesian")
+    shoot(page, "64-short-balance-indonesian")
 
 
 def test_out_of_stock_reads_wholly_in_indonesian(
-    page: Page, live_server: Any, buyer_account: Account, whatsapp: Application, log_in: LogIn
+    page: Page,
+    live_server: Any,
+    buyer_account: Account,
+    whatsapp: Application,
+    online_modem: Modem,
+    log_in: LogIn,
 ) -> None:
     log_in(page, buyer_account)
     page.get_by_role("button", name="Bahasa Indonesia").click()
+    Modem.objects.filter(pk=online_modem.pk).update(disabled=True)  # the last number goes
     order_in_the_form(page, "WhatsApp", buy="Beli nomor")
     alert = page.locator(".alert-error, .errorlist").first
     expect(alert).to_contain_text("Stok habis.")
