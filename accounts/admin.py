@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from accounts.forms import AdminLoginForm
 from accounts.models import ApiKey, User
@@ -31,9 +32,9 @@ class UserAdmin(DjangoUserAdmin):
     inlines = [ApiKeyInline]
     fieldsets = (
         (None, {"fields": ("email", "password")}),
-        ("Roles", {"fields": ("is_active", "is_reseller", "is_staff", "is_superuser")}),
-        ("API & Callback", {"fields": ("callback_url", "callback_enabled", "callback_secret")}),
-        ("Dates", {"fields": ("date_joined", "last_login")}),
+        (_("Roles"), {"fields": ("is_active", "is_reseller", "is_staff", "is_superuser")}),
+        (_("API & Callback"), {"fields": ("callback_url", "callback_enabled", "callback_secret")}),
+        (_("Dates"), {"fields": ("date_joined", "last_login")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
 
@@ -49,7 +50,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # keys are issued by the account services, shown once
 
-    @admin.action(description="Revoke the selected keys")
+    @admin.action(description=_("Revoke the selected keys"))
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         from django.utils import timezone
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.callback_url import CallbackUrlError, check_callback_url
 from accounts.keys import (
@@ -69,7 +70,7 @@ def key_authenticate(*, key: str, kind: str) -> ApiKey | None:
 @dataclass(frozen=True)
 class NewAccount:
     user: User
-    api_key: str
+    api_key: str | None
     agent_key: str | None
 
 
@@ -79,20 +80,27 @@ def account_create(
     password: str | None = None,
     is_reseller: bool = False,
     is_staff: bool = False,
+    with_api_key: bool = False,
 ) -> NewAccount:
-    """A new account with its API key (and agent key for a reseller)."""
+    """A new account, with an agent key for a reseller. An API key only when the caller
+    shows it to the person (a command's output, a test): one never seen is only a risk, and
+    the API page creates the first one."""
     email = User.objects.normalize_email(email.strip()).lower()
     with transaction.atomic():
         if User.objects.filter(email__iexact=email).exists():
-            raise errors.InvalidRequest(f"An account for {email} already exists.")
+            raise errors.InvalidRequest(
+                _("An account for %(email)s already exists.") % {"email": email}
+            )
         try:
             with transaction.atomic():
                 user = User.objects.create_user(
                     email, password, is_reseller=is_reseller, is_staff=is_staff
                 )
         except IntegrityError:
-            raise errors.InvalidRequest(f"An account for {email} already exists.") from None
-        api_key = key_issue(user=user, kind=ApiKey.Kind.API).key
+            raise errors.InvalidRequest(
+                _("An account for %(email)s already exists.") % {"email": email}
+            ) from None
+        api_key = key_issue(user=user, kind=ApiKey.Kind.API).key if with_api_key else None
         agent_key = key_issue(user=user, kind=ApiKey.Kind.AGENT).key if is_reseller else None
     return NewAccount(user=user, api_key=api_key, agent_key=agent_key)
 

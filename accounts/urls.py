@@ -8,9 +8,7 @@ urlpatterns = [
     path("signup/", views.signup, name="signup"),
     path(
         "login/",
-        auth_views.LoginView.as_view(
-            authentication_form=LoginForm, redirect_authenticated_user=True
-        ),
+        views.LoginView.as_view(authentication_form=LoginForm, redirect_authenticated_user=True),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -46,6 +44,7 @@ urlpatterns = [
         name="account-callback-secret",
     ),
     path("account/callback/test/", views.callback_test_send, name="account-callback-test"),
+    path("account/callbacks/", views.callback_log, name="account-callback-log"),
     path(
         "account/callbacks/<id:delivery_id>/resend/",
         views.callback_resend_view,

@@ -8,6 +8,7 @@ from typing import Any, Concatenate, cast
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -26,6 +27,7 @@ from accounts.models import ApiKey, User
 from accounts.services import account_create, callback_settings_update, key_issue
 from orders.callbacks import Outcome, callback_resend, callback_test
 from orders.dashboard import live_key
+from orders.models import CallbackDelivery
 from orders.selectors import deliveries_of, service_offers
 from zerotp.errors import DomainError
 
@@ -62,6 +64,16 @@ def login_required[**P](
     return wrapped
 
 
+class LoginView(auth_views.LoginView):
+    """A reseller's work is on the reseller page: they land there, unless ?next= says
+    otherwise (checked by Django as for everyone)."""
+
+    def get_default_redirect_url(self) -> str:
+        if getattr(self.request.user, "is_reseller", False):
+            return reverse("reseller")
+        return super().get_default_redirect_url()
+
+
 def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("dashboard")
@@ -91,6 +103,7 @@ def _api_page(
     request: SignedInRequest,
     *,
     new_key: str | None = None,
+    first_key: bool = False,
     key_form: ConfirmForm | None = None,
     callback_form: CallbackSettingsForm | None = None,
 ) -> HttpResponse:
@@ -99,6 +112,7 @@ def _api_page(
     context = {
         "api_key": live_key(user, ApiKey.Kind.API),
         "new_key": new_key,
+        "first_key": first_key,
         "key_form": key_form or _key_confirm_form(),
         "callback_form": callback_form
         or CallbackSettingsForm(
@@ -107,9 +121,7 @@ def _api_page(
         "previous_secret_until": previous_until
         if previous_until and previous_until > timezone.now()
         else None,
-        "deliveries": Paginator(deliveries_of(user).order_by("-id"), 20).get_page(
-            request.GET.get("page")
-        ),
+        **_delivery_log(user, request.GET.get("page")),
         "base_url": request.build_absolute_uri("/").rstrip("/"),
         "activation_country": settings.ACTIVATION_COUNTRY,
         "service_codes": service_offers(),
@@ -120,6 +132,20 @@ def _api_page(
     return response
 
 
+def _delivery_log(user: User, page: Any) -> dict[str, Any]:
+    """One page of the callback log, and whether it must keep refreshing: a pending
+    delivery changes by itself (a retry, a resend) and the page should show it."""
+    deliveries = Paginator(deliveries_of(user).order_by("-id"), 20).get_page(page)
+    pending = any(d.status == CallbackDelivery.Status.PENDING for d in deliveries.object_list)
+    return {"deliveries": deliveries, "log_pending": pending}
+
+
+@login_required
+def callback_log(request: SignedInRequest) -> HttpResponse:
+    context = _delivery_log(request.user, request.GET.get("page"))
+    return render(request, "accounts/_deliveries.html", context)
+
+
 @login_required
 def api_settings(request: SignedInRequest) -> HttpResponse:
     return _api_page(request)
@@ -128,11 +154,13 @@ def api_settings(request: SignedInRequest) -> HttpResponse:
 @require_POST
 @login_required
 def api_key_regenerate(request: SignedInRequest) -> HttpResponse:
+    # Only replacing a working key needs the confirmation: the first one stops nothing.
+    first = live_key(request.user, ApiKey.Kind.API) is None
     form = _key_confirm_form(request.POST)
-    if not form.is_valid():
+    if not first and not form.is_valid():
         return _api_page(request, key_form=form)
     issued = key_issue(user=request.user, kind=ApiKey.Kind.API)
-    return _api_page(request, new_key=issued.key)
+    return _api_page(request, new_key=issued.key, first_key=first)
 
 
 @require_POST
@@ -179,7 +207,7 @@ def callback_test_send(request: SignedInRequest) -> HttpResponse:
         context = {
             "outcome": outcome,
             "error": error,
-            "deliveries": Paginator(deliveries_of(request.user).order_by("-id"), 20).get_page(1),
+            **_delivery_log(request.user, 1),
             "oob": True,
         }
         return render(request, "accounts/_callback_test_result.html", context)

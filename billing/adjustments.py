@@ -2,6 +2,7 @@
 from or to the external source. A debit never takes the balance below zero."""
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from billing.models import BalanceAdjustment, LedgerAccount, LedgerTransaction
@@ -13,11 +14,13 @@ from zerotp.money import rupiah
 def balance_adjust(*, user: User, amount: int, note: str, staff: User | None) -> BalanceAdjustment:
     note = note.strip()
     if not note:
-        raise errors.InvalidRequest("Say why: a note is required.", fields={"note": ["Required."]})
+        raise errors.InvalidRequest(
+            _("Say why: a note is required."), fields={"note": [_("Required.")]}
+        )
     if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
-        raise errors.InvalidRequest("The amount is a whole number of rupiah, not 0.")
+        raise errors.InvalidRequest(_("The amount is a whole number of rupiah, not 0."))
     if abs(amount) > MAX_MONEY // 2:
-        raise errors.InvalidRequest("That amount is beyond what the ledger holds.")
+        raise errors.InvalidRequest(_("That amount is beyond what the ledger holds."))
     with transaction.atomic():
         adjustment = BalanceAdjustment.objects.create(
             user=user, amount=amount, note=note[:255], staff=staff
@@ -32,6 +35,7 @@ def balance_adjust(*, user: User, amount: int, note: str, staff: User | None) ->
             )
         except errors.InsufficientBalance:
             raise errors.InsufficientBalance(
-                f"The balance is below {rupiah(-amount)}: it cannot go below zero."
+                _("The balance is below %(amount)s: it cannot go below zero.")
+                % {"amount": rupiah(-amount)}
             ) from None
     return adjustment

@@ -11,6 +11,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts.admin import UserAdmin
 from accounts.models import User
@@ -78,11 +80,11 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
 
 class AdjustmentForm(forms.Form):
     amount = forms.IntegerField(
-        label="Amount (rupiah)",
-        help_text="Positive credits the balance, negative debits it (never below zero).",
+        label=_("Amount (rupiah)"),
+        help_text=_("Positive credits the balance, negative debits it (never below zero)."),
     )
     note = forms.CharField(
-        max_length=255, label="Note", help_text="Why: the buyer sees it under Transactions."
+        max_length=255, label=_("Note"), help_text=_("Why: the buyer sees it under Transactions.")
     )
 
 
@@ -95,18 +97,18 @@ admin.site.unregister(User)
 class UserWithBalanceAdmin(UserAdmin):
     list_display = (*UserAdmin.list_display, "balance")  # type: ignore[assignment]
     readonly_fields = (*UserAdmin.readonly_fields, "balance")  # type: ignore[assignment]
-    fieldsets = (*UserAdmin.fieldsets, ("Balance", {"fields": ("balance",)}))  # type: ignore[assignment]
+    fieldsets = (*UserAdmin.fieldsets, (_("Balance"), {"fields": ("balance",)}))  # type: ignore[assignment]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         return super().get_queryset(request).annotate(wallet_balance=F("wallet__balance"))
 
-    @admin.display(description="balance", ordering="wallet_balance")
+    @admin.display(description=_("balance"), ordering="wallet_balance")
     def balance(self, user: User) -> str:
         amount = rupiah(getattr(user, "wallet_balance", None) or 0)
         if user.pk is None:
             return amount
         url = reverse("admin:billing_user_adjust", args=[user.pk])
-        return format_html('{} <a href="{}">Adjust the balance</a>', amount, url)
+        return format_html('{} <a href="{}">{}</a>', amount, url, gettext("Adjust the balance"))
 
     def get_urls(self) -> list:
         adjust = self.admin_site.admin_view(self.adjust)
@@ -133,9 +135,16 @@ class UserWithBalanceAdmin(UserAdmin):
             else:
                 self.message_user(
                     request,
-                    f"Adjusted {user.email} by {rupiah(adjustment.amount)} "
-                    f"(adjustment:{adjustment.pk}); the balance is "
-                    f"{rupiah(wallet_balance(user))}.",
+                    gettext(
+                        "Adjusted %(email)s by %(amount)s (adjustment:%(id)s); the balance is "
+                        "%(balance)s."
+                    )
+                    % {
+                        "email": user.email,
+                        "amount": rupiah(adjustment.amount),
+                        "id": adjustment.pk,
+                        "balance": rupiah(wallet_balance(user)),
+                    },
                 )
                 return redirect("admin:accounts_user_change", user.pk)
         context = {
@@ -143,7 +152,7 @@ class UserWithBalanceAdmin(UserAdmin):
             "form": form,
             "subject": user,
             "balance": wallet_balance(user),
-            "title": f"Adjust the balance of {user.email}",
+            "title": gettext("Adjust the balance of %(email)s") % {"email": user.email},
         }
         return render(request, "admin/billing/adjust.html", context)
 
@@ -151,8 +160,11 @@ class UserWithBalanceAdmin(UserAdmin):
 class StatementForm(forms.Form):
     statement = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 12, "cols": 100}),
-        help_text="Paste the bank statement's lines: each line with the exact amount of a "
-        "waiting bank-transfer top-up pays it (once, however often it is pasted).",
+        label=_("Statement"),
+        help_text=_(
+            "Paste the bank statement's lines: each line with the exact amount of a "
+            "waiting bank-transfer top-up pays it (once, however often it is pasted)."
+        ),
     )
 
 
@@ -174,15 +186,15 @@ class TopUpAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     actions = ["confirm"]
 
-    @admin.display(description="amount", ordering="amount")
+    @admin.display(description=_("amount"), ordering="amount")
     def shown_amount(self, topup: TopUp) -> str:
         return rupiah(topup.amount)
 
-    @admin.display(description="to pay", ordering="payable")
+    @admin.display(description=_("to pay"), ordering="payable")
     def shown_payable(self, topup: TopUp) -> str:
         return rupiah(topup.payable)
 
-    @admin.action(description="Confirm the payment arrived (bank transfers)")
+    @admin.action(description=_("Confirm the payment arrived (bank transfers)"))
     def confirm(self, request: HttpRequest, queryset: QuerySet[TopUp]) -> None:
         paid = [
             t
@@ -191,7 +203,10 @@ class TopUpAdmin(ReadOnlyAdmin):
         ]
         self.message_user(
             request,
-            f"Credited {len(paid)} top-ups; the others were paid, failed or not bank transfers.",
+            gettext(
+                "Credited %(count)s top-ups; the others were paid, failed or not bank transfers."
+            )
+            % {"count": len(paid)},
         )
 
     def get_urls(self) -> list:
@@ -210,22 +225,26 @@ class TopUpAdmin(ReadOnlyAdmin):
             paid = transfers_confirm(statement=form.cleaned_data["statement"])
             if paid:
                 listed = ", ".join(f"#{t.pk} {t.user} {rupiah(t.payable)}" for t in paid)
-                self.message_user(request, f"Credited {len(paid)} top-ups: {listed}.")
+                self.message_user(
+                    request,
+                    gettext("Credited %(count)s top-ups: %(listed)s.")
+                    % {"count": len(paid), "listed": listed},
+                )
             else:
                 self.message_user(
-                    request, "No line matched a waiting bank transfer.", messages.WARNING
+                    request, gettext("No line matched a waiting bank transfer."), messages.WARNING
                 )
             return redirect("admin:billing_topup_changelist")
         context = {
             **self.admin_site.each_context(request),
             "form": form,
-            "title": "Confirm bank transfers from a statement",
+            "title": gettext("Confirm bank transfers from a statement"),
         }
         return render(request, "admin/billing/statement.html", context)
 
 
 class RejectForm(forms.Form):
-    note = forms.CharField(max_length=255, label="Reason (the reseller reads it)")
+    note = forms.CharField(max_length=255, label=_("Reason (the reseller reads it)"))
 
 
 @admin.register(Withdrawal)
@@ -249,11 +268,11 @@ class WithdrawalAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     actions = ["pay", "reject"]
 
-    @admin.display(description="amount", ordering="amount")
+    @admin.display(description=_("amount"), ordering="amount")
     def shown_amount(self, withdrawal: Withdrawal) -> str:
         return rupiah(withdrawal.amount)
 
-    @admin.action(description="Mark paid (enter each transfer's reference)")
+    @admin.action(description=_("Mark paid (enter each transfer's reference)"))
     def pay(self, request: HttpRequest, queryset: QuerySet[Withdrawal]) -> HttpResponse | None:
         waiting = list(queryset.filter(status=Withdrawal.Status.PENDING))
         if "apply" in request.POST:
@@ -266,11 +285,13 @@ class WithdrawalAdmin(ReadOnlyAdmin):
                     if withdrawal_pay(withdrawal_id=w.pk, transfer_reference=references[w.pk])
                 ]
                 self.message_user(
-                    request, f"Marked {len(paid)} withdrawals paid; the resellers are emailed."
+                    request,
+                    gettext("Marked %(count)s withdrawals paid; the resellers are emailed.")
+                    % {"count": len(paid)},
                 )
                 return None
             self.message_user(
-                request, "Every withdrawal needs its transfer reference.", messages.ERROR
+                request, gettext("Every withdrawal needs its transfer reference."), messages.ERROR
             )
         return render(
             request,
@@ -278,12 +299,12 @@ class WithdrawalAdmin(ReadOnlyAdmin):
             {
                 **self.admin_site.each_context(request),
                 "withdrawals": waiting,
-                "title": "Mark withdrawals paid",
+                "title": gettext("Mark withdrawals paid"),
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             },
         )
 
-    @admin.action(description="Reject (the amount goes back to the reseller)")
+    @admin.action(description=_("Reject (the amount goes back to the reseller)"))
     def reject(self, request: HttpRequest, queryset: QuerySet[Withdrawal]) -> HttpResponse | None:
         waiting = list(queryset.filter(status=Withdrawal.Status.PENDING))
         form = RejectForm(request.POST if "apply" in request.POST else None)
@@ -295,7 +316,8 @@ class WithdrawalAdmin(ReadOnlyAdmin):
             ]
             self.message_user(
                 request,
-                f"Rejected {len(rejected)} withdrawals; the amounts are back in the balances.",
+                gettext("Rejected %(count)s withdrawals; the amounts are back in the balances.")
+                % {"count": len(rejected)},
             )
             return None
         return render(
@@ -305,7 +327,7 @@ class WithdrawalAdmin(ReadOnlyAdmin):
                 **self.admin_site.each_context(request),
                 "form": form,
                 "withdrawals": waiting,
-                "title": "Reject withdrawals",
+                "title": gettext("Reject withdrawals"),
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             },
         )

@@ -32,6 +32,8 @@ class LedgerAccount(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("ledger account")
+        verbose_name_plural = _("ledger accounts")
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(balance__gte=0) | models.Q(kind="external"),
@@ -69,6 +71,10 @@ class LedgerTransaction(models.Model):
     memo = models.CharField(max_length=255, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
+    class Meta:
+        verbose_name = _("ledger transaction")
+        verbose_name_plural = _("ledger transactions")
+
     def __str__(self) -> str:
         return self.reference
 
@@ -83,7 +89,8 @@ class LedgerEntry(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        verbose_name_plural = "ledger entries"
+        verbose_name = _("ledger entry")
+        verbose_name_plural = _("ledger entries")
         indexes = [models.Index(fields=["account", "-id"], name="billing_entry_account_idx")]
         constraints = [
             models.CheckConstraint(condition=~models.Q(amount=0), name="billing_entry_not_zero"),
@@ -120,6 +127,8 @@ class TopUp(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("top-up")
+        verbose_name_plural = _("top-ups")
         indexes = [
             models.Index(fields=["user", "-id"], name="billing_topup_user_idx"),
         ]
@@ -176,6 +185,8 @@ class Withdrawal(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("withdrawal")
+        verbose_name_plural = _("withdrawals")
         indexes = [models.Index(fields=["reseller", "-id"], name="billing_withdrawal_user_idx")]
         constraints = [
             models.CheckConstraint(
@@ -202,6 +213,8 @@ class BalanceAdjustment(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("balance adjustment")
+        verbose_name_plural = _("balance adjustments")
         constraints = [
             models.CheckConstraint(
                 condition=~models.Q(amount=0), name="billing_adjustment_not_zero"

@@ -19,11 +19,13 @@ from django.conf import settings
 from django.db import DatabaseError, DataError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction, TopUp, Withdrawal
 from zerotp import errors
 from zerotp.db import SqlValue, pipeline, prepared, writes_in_one_statement
+from zerotp.money import rupiah
 
 Kind = LedgerAccount.Kind
 TxKind = LedgerTransaction.Kind
@@ -144,7 +146,9 @@ def transfer(*, reference: str, kind: str, legs: Sequence[Leg], memo: str = "") 
                 LedgerAccount.objects.get_or_create(kind=leg.kind, user_id=leg.user_id)  # type: ignore[misc]
                 account_id = _apply(leg)
             if account_id is None:
-                raise errors.InsufficientBalance(f"The balance is below {-leg.amount}.")
+                raise errors.InsufficientBalance(
+                    _("The balance is below %(amount)s.") % {"amount": rupiah(-leg.amount)}
+                )
             entries.append(
                 LedgerEntry(transaction_id=tx_id, account_id=account_id, amount=leg.amount)
             )
@@ -244,8 +248,10 @@ class Movement:
                 raise AlreadyBooked(self.reference) from None
             if state == _SHORT:
                 short = next((-leg.amount for leg in self.legs if _debit_checked(leg)), 0)
-                below = f"the {self.row.amount_column}" if self.row else str(short)
-                raise errors.InsufficientBalance(f"The balance is below {below}.") from None
+                below = f"the {self.row.amount_column}" if self.row else rupiah(short)
+                raise errors.InsufficientBalance(
+                    _("The balance is below %(amount)s.") % {"amount": below}
+                ) from None
             raise
 
 

@@ -46,7 +46,7 @@ def withdrawal_request(
     """Take the amount out of the reseller's wallet into payouts-pending, for staff to pay.
     Errors: forbidden (not a reseller), invalid_request, insufficient_balance."""
     if not reseller.is_reseller:
-        raise errors.Forbidden("Only resellers withdraw: buyers spend their balance on orders.")
+        raise errors.Forbidden(_("Only resellers withdraw: buyers spend their balance on orders."))
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise errors.InvalidRequest(
             "amount must be a whole number of rupiah.", fields={"amount": ["Not a number."]}
@@ -88,7 +88,7 @@ def withdrawal_pay(*, withdrawal_id: int, transfer_reference: str) -> bool:
     it; a paid or rejected withdrawal is left as it is."""
     reference = transfer_reference.strip()
     if not reference:
-        raise errors.InvalidRequest("The transfer's reference is required.")
+        raise errors.InvalidRequest(_("The transfer's reference is required."))
     with transaction.atomic():
         changed = Withdrawal.objects.filter(
             pk=withdrawal_id, status=Withdrawal.Status.PENDING

@@ -3,6 +3,8 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from modems.carriers import carrier_of
 from modems.models import InboundSms, Modem
@@ -37,13 +39,15 @@ class ModemAdmin(admin.ModelAdmin):
     def online(self, modem: Modem) -> bool:
         return modem.is_online
 
-    @admin.action(description="Disable the selected modems (never handed out)")
+    @admin.action(description=_("Disable the selected modems (never handed out)"))
     def disable(self, request: HttpRequest, queryset: QuerySet[Modem]) -> None:
-        self.message_user(request, f"Disabled {queryset.update(disabled=True)} modems.")
+        count = queryset.update(disabled=True)
+        self.message_user(request, gettext("Disabled %(count)s modems.") % {"count": count})
 
-    @admin.action(description="Enable the selected modems")
+    @admin.action(description=_("Enable the selected modems"))
     def enable(self, request: HttpRequest, queryset: QuerySet[Modem]) -> None:
-        self.message_user(request, f"Enabled {queryset.update(disabled=False)} modems.")
+        count = queryset.update(disabled=False)
+        self.message_user(request, gettext("Enabled %(count)s modems.") % {"count": count})
 
 
 @admin.register(InboundSms)
@@ -60,11 +64,11 @@ class InboundSmsAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.display(description="text")
+    @admin.display(description=_("text"))
     def short_text(self, sms: InboundSms) -> str:
         return sms.text[:80]
 
-    @admin.display(description="order")
+    @admin.display(description=_("order"))
     def matched_order(self, sms: InboundSms) -> int | None:
         match = getattr(sms, "match", None)
         return match.order_id if match else None

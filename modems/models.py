@@ -3,6 +3,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from modems.carriers import CARRIER_MAX_LENGTH
 
@@ -10,9 +11,9 @@ from modems.carriers import CARRIER_MAX_LENGTH
 class Operator(models.TextChoices):
     """The operator pool a modem serves and a buyer orders from."""
 
-    NORMAL = "normal", "Normal"
-    PROMO = "promo", "Promo"
-    SPECIAL = "special", "Special"
+    NORMAL = "normal", _("Normal")
+    PROMO = "promo", _("Promo")
+    SPECIAL = "special", _("Special")
 
 
 class ModemQuerySet(models.QuerySet["Modem"]):
@@ -51,6 +52,8 @@ class Modem(models.Model):
     objects = ModemQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("modem")
+        verbose_name_plural = _("modems")
         constraints = [
             models.UniqueConstraint(fields=["reseller", "uid"], name="modems_uid_per_reseller"),
             models.UniqueConstraint(
@@ -110,8 +113,8 @@ class InboundSms(models.Model):
     )
 
     class Meta:
-        verbose_name = "inbound SMS"
-        verbose_name_plural = "inbound SMS"
+        verbose_name = _("inbound SMS")
+        verbose_name_plural = _("inbound SMS")
         constraints = [
             models.UniqueConstraint(
                 fields=["reseller", "message_id"],

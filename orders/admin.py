@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from orders.callbacks import callback_resend
 from orders.models import (
@@ -31,17 +33,19 @@ class ApplicationAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Application]:
         return super().get_queryset(request).prefetch_related("prices")
 
-    @admin.display(description="prices")
+    @admin.display(description=_("prices"))
     def prices_display(self, app: Application) -> str:
         return ", ".join(f"{p.operator} {p.price}" for p in app.prices.all())
 
-    @admin.action(description="Disable the selected applications")
+    @admin.action(description=_("Disable the selected applications"))
     def disable(self, request: HttpRequest, queryset: QuerySet[Application]) -> None:
-        self.message_user(request, f"Disabled {queryset.update(enabled=False)} applications.")
+        count = queryset.update(enabled=False)
+        self.message_user(request, gettext("Disabled %(count)s applications.") % {"count": count})
 
-    @admin.action(description="Enable the selected applications")
+    @admin.action(description=_("Enable the selected applications"))
     def enable(self, request: HttpRequest, queryset: QuerySet[Application]) -> None:
-        self.message_user(request, f"Enabled {queryset.update(enabled=True)} applications.")
+        count = queryset.update(enabled=True)
+        self.message_user(request, gettext("Enabled %(count)s applications.") % {"count": count})
 
 
 class OrderMessageInline(admin.TabularInline):
@@ -133,7 +137,7 @@ class CallbackDeliveryAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Send the selected deliveries again now")
+    @admin.action(description=_("Send the selected deliveries again now"))
     def resend(self, request: HttpRequest, queryset: QuerySet[CallbackDelivery]) -> None:
         sent = 0
         for delivery in queryset.select_related("buyer"):
@@ -142,4 +146,4 @@ class CallbackDeliveryAdmin(admin.ModelAdmin):
                 sent += 1
             except DomainError as exc:
                 self.message_user(request, f"{delivery.webhook_id}: {exc.message}", "warning")
-        self.message_user(request, f"Queued {sent} deliveries.")
+        self.message_user(request, gettext("Queued %(count)s deliveries.") % {"count": sent})

@@ -3,6 +3,7 @@ from typing import Any
 from django.apps import AppConfig
 from django.db import connections, transaction
 from django.db.models.signals import post_migrate
+from django.utils.translation import gettext_lazy as _
 
 
 def _recount_stock_after_flush(using: str, plan: Any = None, **kwargs: Any) -> None:
@@ -21,7 +22,7 @@ def _recount_stock_after_flush(using: str, plan: Any = None, **kwargs: Any) -> N
 
 class OrdersConfig(AppConfig):
     name = "orders"
-    verbose_name = "Orders"
+    verbose_name = _("Orders")
 
     def ready(self) -> None:
         post_migrate.connect(_recount_stock_after_flush, sender=self)

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from requests_hardened import Config, HTTPSession
@@ -304,9 +305,9 @@ def callback_resend(*, buyer: User, delivery_id: int) -> CallbackDelivery:
     """Send a delivery again now: same body, same webhook-id."""
     delivery = CallbackDelivery.objects.filter(pk=delivery_id, buyer=buyer).first()
     if delivery is None:
-        raise errors.NotFound(f"There is no callback {delivery_id}.")
+        raise errors.NotFound(_("There is no callback %(id)s.") % {"id": delivery_id})
     if not (buyer.callback_url and buyer.callback_enabled):
-        raise errors.InvalidRequest("Callbacks are off: set a URL and enable them first.")
+        raise errors.InvalidRequest(_("Callbacks are off: set a URL and enable them first."))
     now = timezone.now()
     CallbackDelivery.objects.filter(pk=delivery.pk).filter(
         Q(leased_until__isnull=True) | Q(leased_until__lte=now)

@@ -327,7 +327,10 @@ def staff_overview() -> StaffOverview:
     revenue = LedgerEntry.objects.filter(
         account__kind=LedgerAccount.Kind.REVENUE, created_at__gte=midnight
     ).aggregate(total=Sum("amount"))["total"]
-    failed = CallbackDelivery.objects.filter(status=CallbackDelivery.Status.FAILED)
+    # A test callback failing is the buyer trying their URL, not a delivery we failed.
+    failed = CallbackDelivery.objects.filter(status=CallbackDelivery.Status.FAILED).exclude(
+        event=CallbackDelivery.Event.TEST
+    )
     return StaffOverview(
         orders_today=today.count(),
         completed_today=today.filter(completed_at__isnull=False).count(),

@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from modems.carriers import CARRIER_MAX_LENGTH
 from modems.models import InboundSms, Modem, Operator
@@ -59,6 +60,8 @@ class Application(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("application")
+        verbose_name_plural = _("applications")
         ordering = ["id"]
 
     def __str__(self) -> str:
@@ -87,11 +90,11 @@ class ApplicationPrice(models.Model):
 
 
 class OrderStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    COMPLETED = "completed", "Completed"
-    FINISHED = "finished", "Finished"
-    CANCELLED = "cancelled", "Cancelled"
-    EXPIRED = "expired", "Expired"
+    PENDING = "pending", _("Pending")
+    COMPLETED = "completed", _("Completed")
+    FINISHED = "finished", _("Finished")
+    CANCELLED = "cancelled", _("Cancelled")
+    EXPIRED = "expired", _("Expired")
 
 
 OPEN_STATUSES = (OrderStatus.PENDING, OrderStatus.COMPLETED)
@@ -136,6 +139,8 @@ class Order(models.Model):
     another_sms_after = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
         constraints = [
             # One modem never holds two open orders for one application, whatever the race.
             # Application first: picking a free modem looks up one application's open
@@ -332,6 +337,8 @@ class IdempotencyKey(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
+        verbose_name = _("idempotency key")
+        verbose_name_plural = _("idempotency keys")
         constraints = [
             models.UniqueConstraint(fields=["buyer", "key"], name="orders_idempotency_key_unique"),
         ]
@@ -375,7 +382,8 @@ class CallbackDelivery(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        verbose_name_plural = "callback deliveries"
+        verbose_name = _("callback delivery")
+        verbose_name_plural = _("callback deliveries")
         indexes = [
             models.Index(fields=["buyer", "-id"], name="orders_callback_buyer_idx"),
             models.Index(

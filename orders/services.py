@@ -22,10 +22,11 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from billing import services as billing
-from modems.models import InboundSms
+from modems.models import InboundSms, Operator
 from orders import matching
 from orders.callbacks import callback_enqueue
 from orders.models import (
@@ -40,6 +41,7 @@ from orders.statements import cancelling, free_modems, inbound, placing
 from orders.statements.common import as_stored
 from zerotp import errors
 from zerotp.db import writes_in_one_statement
+from zerotp.money import rupiah
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 SCAN_GUARD_WINDOW = timedelta(hours=24)
@@ -155,9 +157,16 @@ class _ModemsTaken(Exception):
 
 def _out_of_stock(operator: str, name: str) -> errors.OutOfStock:
     return errors.OutOfStock(
-        f"No {operator} number is available for {name} right now; try again shortly "
-        "or another operator."
+        _(
+            "No %(operator)s number is available for %(application)s right now; try again "
+            "shortly or another operator."
+        )
+        % {"operator": _operator_label(operator), "application": name}
     )
+
+
+def _operator_label(operator: str) -> str:
+    return str(Operator(operator).label).lower() if operator in Operator.values else operator
 
 
 def _order_in_transaction(
@@ -210,7 +219,9 @@ def _order_context(wanted: placing.OrderWanted) -> placing.OrderContext:
     context = read()
     if context is None:
         if not Application.objects.filter(pk=wanted.application_id).exists():
-            raise errors.NotFound(f"There is no application {wanted.application_id}.")
+            raise errors.NotFound(
+                _("There is no application %(id)s.") % {"id": wanted.application_id}
+            )
         billing.wallet_of(wanted.buyer_id)
         context = read()
         assert context is not None  # the application and the wallet exist
@@ -225,32 +236,47 @@ def _refuse_unless(
     """The error of the first of `checks` (placing.CHECKS) the order fails."""
     failed = next((name for name in checks if not context.passed[name]), None)
     if failed == "priced":
-        message = f"{context.name} has no price for the {wanted.operator} operator."
+        message = _("%(application)s has no price for the %(operator)s operator.") % {
+            "application": context.name,
+            "operator": wanted.operator,
+        }
         raise errors.InvalidRequest(message, fields={"operator": [message]})
     if failed == "enabled":
-        raise errors.NotFound(f"{context.name} is not available right now.")
+        raise errors.NotFound(
+            _("%(application)s is not available right now.") % {"application": context.name}
+        )
     if failed == "under_limit":
         raise errors.TooManyActiveOrders(
-            f"You already have {context.pending} pending orders (the limit is "
-            f"{settings.MAX_ACTIVE_ORDERS}); finish or cancel one first."
+            _(
+                "You already have %(pending)s pending orders (the limit is %(limit)s); "
+                "finish or cancel one first."
+            )
+            % {"pending": context.pending, "limit": settings.MAX_ACTIVE_ORDERS}
         )
     if failed == "not_scanning":
         raise errors.RateLimited(
-            f"{context.recent_closed - context.recent_answered} of your last "
-            f"{context.recent_closed} orders received no SMS: ordering is paused for this "
-            "account to stop number scanning. It resumes as those orders age; contact "
-            "support if this is a mistake.",
+            _(
+                "%(unanswered)s of your last %(closed)s orders received no SMS: ordering is "
+                "paused for this account to stop number scanning. It resumes as those orders "
+                "age; contact support if this is a mistake."
+            )
+            % {
+                "unanswered": context.recent_closed - context.recent_answered,
+                "closed": context.recent_closed,
+            },
             retry_after=SCAN_GUARD_RETRY_AFTER,
         )
     if failed == "within_max_price":
         assert context.price is not None  # "priced" comes first
         raise errors.PriceAboveMax(
-            f"The price {context.price} is above the highest price asked, {wanted.max_price}.",
+            _("The price %(price)s is above the highest price asked, %(max)s.")
+            % {"price": rupiah(context.price), "max": rupiah(wanted.max_price)},
             price=context.price,
         )
     if failed == "affordable":
         raise errors.InsufficientBalance(
-            f"Balance {context.balance} is below the price {context.price}."
+            _("Balance %(balance)s is below the price %(price)s.")
+            % {"balance": rupiah(context.balance), "price": rupiah(context.price)}
         )
 
 
@@ -262,7 +288,7 @@ def _order_on_free_modem(wanted: placing.OrderWanted, *, name: str, price: int) 
     skip-locked read cannot see: under READ COMMITTED, a modem whose order another
     transaction has just committed. Then the pick runs again, and sees that order."""
     hold_in_same_statement = writes_in_one_statement()
-    for _ in range(MODEM_PICKS):
+    for _attempt in range(MODEM_PICKS):
         placed = placing.order_on_free_modem(
             wanted, price=price, hold_in_same_statement=hold_in_same_statement
         )
@@ -280,7 +306,7 @@ def _order_on_free_modem(wanted: placing.OrderWanted, *, name: str, price: int) 
 def _own_order(buyer: User, order_id: int) -> Order:
     order = Order.objects.filter(pk=order_id, buyer=buyer).first()
     if order is None:
-        raise errors.NotFound(f"There is no order {order_id}.")
+        raise errors.NotFound(_("There is no order %(id)s.") % {"id": order_id})
     return order
 
 
@@ -308,11 +334,13 @@ def order_cancel(*, buyer: User, order_id: int) -> Order:
         return order
     state = order.effective_status
     if state in (OrderStatus.COMPLETED, OrderStatus.FINISHED):
-        message = (
+        message = _(
             "An SMS has already arrived for this order: there is nothing to refund. Finish it."
         )
     else:
-        message = f"The order is {state} and can no longer be cancelled."
+        message = _("The order can no longer be cancelled (%(status)s).") % {
+            "status": OrderStatus(state).label
+        }
     raise errors.InvalidState(message)
 
 
@@ -327,9 +355,11 @@ def order_finish(*, buyer: User, order_id: int) -> Order:
         return order
     state = order.effective_status
     if state == OrderStatus.PENDING:
-        message = "No SMS has arrived yet: cancel the order instead to get a refund."
+        message = _("No SMS has arrived yet: cancel the order instead to get a refund.")
     else:
-        message = f"The order is {state} and cannot be finished."
+        message = _("The order cannot be finished (%(status)s).") % {
+            "status": OrderStatus(state).label
+        }
     raise errors.InvalidState(message)
 
 
@@ -345,7 +375,10 @@ def order_another_sms(*, buyer: User, order_id: int) -> Order:
     state = order.effective_status
     if state in (OrderStatus.PENDING, OrderStatus.COMPLETED):
         return order
-    raise errors.InvalidState(f"The order is {state}: no other SMS will come for it.")
+    raise errors.InvalidState(
+        _("No other SMS will come for this order (%(status)s).")
+        % {"status": OrderStatus(state).label}
+    )
 
 
 def order_expire(*, order_id: int, now: datetime | None = None) -> bool:

@@ -41,7 +41,8 @@ class Agent:
 
 
 def make_buyer(balance: int = 0, email: str | None = None) -> Buyer:
-    account = account_create(email=email or f"buyer{next(_numbers)}@example.com")
+    account = account_create(email=email or f"buyer{next(_numbers)}@example.com", with_api_key=True)
+    assert account.api_key
     if balance:
         topup(user=account.user, amount=balance)
     return Buyer(user=account.user, key=account.api_key)

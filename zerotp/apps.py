@@ -1,4 +1,18 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_noop
+
+# django-q2 ships no Indonesian: the names its admin lists, here for makemessages to collect
+# and locale/id to translate (Django reads LOCALE_PATHS before an app's own catalogues).
+JOB_QUEUE_NAMES = (
+    gettext_noop("Successful task"),
+    gettext_noop("Successful tasks"),
+    gettext_noop("Failed task"),
+    gettext_noop("Failed tasks"),
+    gettext_noop("Scheduled task"),
+    gettext_noop("Scheduled tasks"),
+    gettext_noop("Queued task"),
+    gettext_noop("Queued tasks"),
+)
 
 
 class ZeroTPConfig(AppConfig):

@@ -11,6 +11,7 @@ from typing import Any
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+from django.utils.translation import gettext_lazy
 
 from zerotp.client_address import trusted_proxies
 from zerotp.rates import parse_rate
@@ -252,7 +253,7 @@ Q_CLUSTER: dict[str, Any] = {
     # The database broker looks for new jobs this often (django-q's default 0.2 s alone
     # put a callback's first attempt up to 200 ms late); Redis is told of jobs at once.
     "poll": 0.02,
-    "label": "Job queue",
+    "label": gettext_lazy("Job queue"),  # the admin's name of django-q2's app
     **_Q_BROKER,
 }
 

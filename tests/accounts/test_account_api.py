@@ -88,7 +88,7 @@ def test_account_shows_exactly_the_contract_fields(client, buyer: Buyer):
 
 @pytest.mark.django_db
 def test_account_of_a_reseller_says_so(client):
-    account = account_create(email="seller@example.com", is_reseller=True)
+    account = account_create(email="seller@example.com", is_reseller=True, with_api_key=True)
 
     response = client.get(ACCOUNT, HTTP_X_API_KEY=account.api_key)
 
@@ -111,7 +111,7 @@ def test_account_shows_a_set_callback_url(client, buyer: Buyer):
 
 @pytest.mark.django_db
 def test_every_account_has_its_own_callback_secret(client, buyer: Buyer):
-    other = account_create(email="other@example.com")
+    other = account_create(email="other@example.com", with_api_key=True)
 
     mine = client.get(ACCOUNT, **buyer.headers).json()["callback_secret"]
     theirs = client.get(ACCOUNT, HTTP_X_API_KEY=other.api_key).json()["callback_secret"]

@@ -45,7 +45,7 @@ ENDPOINTS = [pytest.param(BUYER_ENDPOINT, id="buyer"), pytest.param(AGENT_ENDPOI
 
 
 def reseller_with_both_keys(email: str = "both@example.com") -> NewAccount:
-    account = account_create(email=email, is_reseller=True)
+    account = account_create(email=email, is_reseller=True, with_api_key=True)
     assert account.agent_key
     return account
 
@@ -75,7 +75,7 @@ def assert_forbidden(response) -> None:
 
 @pytest.mark.django_db
 def test_api_keys_start_with_ztp_live():
-    account = account_create(email="shape@example.com")
+    account = account_create(email="shape@example.com", with_api_key=True)
 
     assert account.api_key.startswith("ztp_live_")
     assert len(account.api_key) > len("ztp_live_") + 30
@@ -84,7 +84,7 @@ def test_api_keys_start_with_ztp_live():
 
 @pytest.mark.django_db
 def test_agent_keys_start_with_ztp_agent():
-    account = account_create(email="agent-shape@example.com", is_reseller=True)
+    account = account_create(email="agent-shape@example.com", is_reseller=True, with_api_key=True)
 
     assert account.agent_key is not None
     assert account.agent_key.startswith("ztp_agent_")
@@ -94,8 +94,8 @@ def test_agent_keys_start_with_ztp_agent():
 
 @pytest.mark.django_db
 def test_every_issued_key_is_different():
-    first = account_create(email="one@example.com", is_reseller=True)
-    second = account_create(email="two@example.com", is_reseller=True)
+    first = account_create(email="one@example.com", is_reseller=True, with_api_key=True)
+    second = account_create(email="two@example.com", is_reseller=True, with_api_key=True)
 
     keys = {first.api_key, first.agent_key, second.api_key, second.agent_key}
     assert len(keys) == 4
@@ -348,7 +348,7 @@ def test_balance_answers_the_amount_and_currency(client, buyer: Buyer):
 
 @pytest.mark.django_db
 def test_a_new_account_without_a_wallet_has_balance_zero(client):
-    account = account_create(email="fresh@example.com")
+    account = account_create(email="fresh@example.com", with_api_key=True)
     assert not LedgerAccount.objects.filter(user=account.user).exists()
 
     response = client.get(BALANCE, HTTP_X_API_KEY=account.api_key)

@@ -42,7 +42,7 @@ def withdrawal_of(amount: int) -> Withdrawal:
 def test_the_users_list_shows_each_balance(staff: Client) -> None:
     make_buyer(balance=1_250_000)
     html = staff.get(reverse("admin:accounts_user_changelist")).content.decode()
-    assert "Rp 1.250.000" in html
+    assert "Rp 1,250,000" in html
 
 
 def test_a_bank_transfer_is_confirmed_with_one_click_once(staff: Client) -> None:
@@ -79,7 +79,7 @@ def test_staff_pay_a_withdrawal_with_its_reference_and_the_reseller_is_emailed(
     withdrawal = withdrawal_of(60_000)
     changelist = reverse("admin:billing_withdrawal_changelist")
     form = staff.post(changelist, {"action": "pay", ACTION_CHECKBOX_NAME: [withdrawal.pk]})
-    assert b"Rp 60.000" in form.content and b"BCA 1234567890" in form.content
+    assert b"Rp 60,000" in form.content and b"BCA 1234567890" in form.content
     missing = {"action": "pay", "apply": "1", ACTION_CHECKBOX_NAME: [withdrawal.pk]}
     assert b"needs its transfer reference" in staff.post(changelist, missing, follow=True).content
     assert Withdrawal.objects.get(pk=withdrawal.pk).status == Withdrawal.Status.PENDING
@@ -88,7 +88,7 @@ def test_staff_pay_a_withdrawal_with_its_reference_and_the_reseller_is_emailed(
     paid = Withdrawal.objects.get(pk=withdrawal.pk)
     assert (paid.status, paid.transfer_reference) == (Withdrawal.Status.PAID, "BCA-0512-77")
     assert LedgerTransaction.objects.filter(reference=f"withdrawal:{paid.pk}:paid").count() == 1
-    assert [m.subject for m in mail.outbox] == ["ZeroTP: your withdrawal of Rp 60.000 is paid"]
+    assert [m.subject for m in mail.outbox] == ["ZeroTP: your withdrawal of Rp 60,000 is paid"]
 
 
 def test_staff_reject_a_withdrawal_and_the_money_goes_back(staff: Client) -> None:

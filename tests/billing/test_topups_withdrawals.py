@@ -70,7 +70,9 @@ def races(func: Callable) -> Callable:
 
 def reseller(balance: int = 0) -> Buyer:
     """A reseller with an API key (a reseller is a buyer too), and money on the wallet."""
-    account = account_create(email=f"seller{next(_emails)}@example.com", is_reseller=True)
+    account = account_create(
+        email=f"seller{next(_emails)}@example.com", is_reseller=True, with_api_key=True
+    )
     if balance:
         topup(user=account.user, amount=balance)
     return Buyer(user=account.user, key=account.api_key)
@@ -244,7 +246,7 @@ def test_the_topup_limits_hold_at_their_edges() -> None:
 
 
 WHOLE = "amount must be a whole number of rupiah."
-LIMITS = "A top-up is Rp 10.000 to Rp 10.000.000."
+LIMITS = "A top-up is Rp 10,000 to Rp 10,000,000."
 
 
 @pytest.mark.parametrize(
@@ -284,8 +286,8 @@ def test_the_limits_in_the_message_follow_the_settings(settings: Any) -> None:
     status, answer = post("/api/v1/topups", {"amount": 20_000, "provider": "manual"}, buyer.key)
 
     assert status == 400
-    assert answer["error"]["message"] == "A top-up is Rp 25.000 to Rp 2.500.000."
-    assert answer["error"]["fields"] == {"amount": ["A top-up is Rp 25.000 to Rp 2.500.000."]}
+    assert answer["error"]["message"] == "A top-up is Rp 25,000 to Rp 2,500,000."
+    assert answer["error"]["fields"] == {"amount": ["A top-up is Rp 25,000 to Rp 2,500,000."]}
 
 
 def test_a_topup_body_that_is_not_an_object_is_a_400() -> None:
@@ -528,7 +530,7 @@ def test_a_reseller_may_withdraw_the_smallest_amount_and_the_whole_balance() -> 
     assert platform(Kind.PAYOUTS_PENDING) == 50_000
 
 
-MIN = "The smallest withdrawal is Rp 50.000."
+MIN = "The smallest withdrawal is Rp 50,000."
 NOT_WHOLE = "amount must be a whole number of rupiah."
 
 
@@ -570,7 +572,7 @@ def test_the_smallest_withdrawal_follows_the_setting(settings: Any) -> None:
     settings.WITHDRAWAL_MIN = 75_000
     seller = reseller(balance=100_000)
     status, answer = post("/api/v1/withdrawals", withdrawal_body(60_000), seller.key)
-    assert (status, answer["error"]["message"]) == (400, "The smallest withdrawal is Rp 75.000.")
+    assert (status, answer["error"]["message"]) == (400, "The smallest withdrawal is Rp 75,000.")
 
 
 @pytest.mark.parametrize("balance", [100_000, 0])
@@ -582,7 +584,7 @@ def test_withdrawing_more_than_the_balance_is_a_402_and_moves_nothing(balance: i
     assert status == 402, answer
     assert answer["error"] == {
         "code": "insufficient_balance",
-        "message": "Your balance is below Rp 100.001: withdraw at most what it holds.",
+        "message": "Your balance is below Rp 100,001: withdraw at most what it holds.",
     }
     assert not Withdrawal.objects.exists()
     assert not LedgerTransaction.objects.filter(reference__startswith="withdrawal:").exists()
@@ -650,8 +652,8 @@ def test_a_withdrawal_is_paid_once_and_the_reseller_is_told(
     assert len(mailoutbox) == 1
     (email,) = mailoutbox
     assert email.to == [seller.user.email]
-    assert email.subject == "ZeroTP: your withdrawal of Rp 60.000 is paid"
-    assert "Rp 60.000" in email.body and "BCA 0512-7781" in email.body
+    assert email.subject == "ZeroTP: your withdrawal of Rp 60,000 is paid"
+    assert "Rp 60,000" in email.body and "BCA 0512-7781" in email.body
     assert "8720123456" in email.body
 
 
@@ -679,7 +681,7 @@ def test_a_rejected_withdrawal_gives_the_money_back_once(
         Kind.PAYOUTS_PENDING: -60_000,
         f"wallet:{seller.user.pk}": 60_000,
     }
-    assert [m.subject for m in mailoutbox] == ["ZeroTP: your withdrawal of Rp 60.000 was declined"]
+    assert [m.subject for m in mailoutbox] == ["ZeroTP: your withdrawal of Rp 60,000 was declined"]
     assert "The account name does not match." in mailoutbox[0].body
 
 

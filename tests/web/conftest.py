@@ -62,7 +62,10 @@ class Account:
 def make_account(
     email: str, *, balance: int = 0, reseller: bool = False, staff: bool = False
 ) -> Account:
-    created = account_create(email=email, password=PASSWORD, is_reseller=reseller)
+    created = account_create(
+        email=email, password=PASSWORD, is_reseller=reseller, with_api_key=True
+    )
+    assert created.api_key
     if staff:
         User.objects.filter(pk=created.user.pk).update(is_staff=True, is_superuser=True)
         created.user.refresh_from_db()
@@ -224,6 +227,8 @@ def log_in(live_server: Any) -> Callable[[Any, Account], None]:
         page.get_by_label("Email").fill(account.email)
         page.get_by_label("Password").fill(account.password)
         page.get_by_role("button", name="Log in").click()
-        expect(page.get_by_role("heading", name="Dashboard", exact=True)).to_be_visible()
+        # A reseller lands on the reseller page, everyone else on the dashboard.
+        landing = "Reseller" if account.user.is_reseller else "Dashboard"
+        expect(page.get_by_role("heading", name=landing, exact=True)).to_be_visible()
 
     return go

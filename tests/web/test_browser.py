@@ -77,7 +77,7 @@ def test_a_visitor_signs_up_and_finds_an_empty_dashboard(
 ) -> None:
     page.goto(live_server.url)
     expect(page.get_by_role("heading", name="Receive verification codes")).to_be_visible()
-    expect(page.locator(".service", has_text="WhatsApp")).to_contain_text("Rp 3.500")
+    expect(page.locator(".service", has_text="WhatsApp")).to_contain_text("Rp 3,500")
     shoot(page, "01-landing")
 
     page.get_by_role("link", name="Create a free account").click()
@@ -164,15 +164,15 @@ def test_staff_top_up_a_buyer_in_the_admin_and_the_buyer_sees_it(
     staff.get_by_label("Amount (rupiah)").fill("25000")
     staff.get_by_label("Note").fill("bank transfer 27/11")
     staff.get_by_role("button", name="Adjust through the ledger").click()
-    expect(staff.get_by_text("the balance is Rp 25.000")).to_be_visible()
+    expect(staff.get_by_text("the balance is Rp 25,000")).to_be_visible()
     assert wallet_balance(buyer.user) == 25_000
 
     page = new_context().new_page()
     log_in(page, buyer)
-    expect(page.locator("#balance")).to_have_text("Rp 25.000")
+    expect(page.locator("#balance")).to_have_text("Rp 25,000")
     page.get_by_role("link", name="Transactions", exact=True).click()
     expect(page.locator("tr[data-kind='adjustment']")).to_contain_text("bank transfer 27/11")
-    expect(page.locator("tr[data-kind='adjustment']")).to_contain_text("+Rp 25.000")
+    expect(page.locator("tr[data-kind='adjustment']")).to_contain_text("+Rp 25,000")
 
 
 def test_a_buyer_orders_a_number_the_code_appears_by_itself_then_finishes(
@@ -186,10 +186,10 @@ def test_a_buyer_orders_a_number_the_code_appears_by_itself_then_finishes(
     agent = make_agent()
     modem_online(live_server, agent.key, "COM3", "628111234567")
     log_in(page, buyer_account)
-    expect(page.locator("#balance")).to_have_text("Rp 10.000")
+    expect(page.locator("#balance")).to_have_text("Rp 10,000")
     page.locator("label.app", has_text="WhatsApp").click()
     offer = page.locator("label.offer", has_text="Normal")
-    expect(offer).to_contain_text("Rp 3.500")
+    expect(offer).to_contain_text("Rp 3,500")
     expect(offer).to_contain_text("1 in stock")
     shoot(page, "10-dashboard-order-form")
     offer.click()
@@ -199,7 +199,7 @@ def test_a_buyer_orders_a_number_the_code_appears_by_itself_then_finishes(
     expect(card.locator("[data-number]")).to_have_text("628111234567")
     expect(card).to_contain_text("Waiting for the SMS")
     expect(card.locator(".countdown")).to_have_text(re.compile(r"^(20:00|19:\d\d)$"))
-    expect(page.locator("#balance")).to_have_text("Rp 6.500")
+    expect(page.locator("#balance")).to_have_text("Rp 6,500")
     expect(card.get_by_role("button", name="Finish")).to_have_count(0)  # no SMS yet
     shoot(page, "11-dashboard-waiting-for-sms")
 
@@ -251,22 +251,22 @@ def test_cancel_refunds_and_the_balance_on_the_page_changes(
     page.get_by_role("button", name="Buy a number").click()
     card = page.locator("article.order")
     expect(card.locator("[data-number]")).to_have_text("628122223333")
-    expect(page.locator("#balance")).to_have_text("Rp 6.500")
+    expect(page.locator("#balance")).to_have_text("Rp 6,500")
 
     questions: list[str] = []
     page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
     card.get_by_role("button", name="Cancel and refund").click()
     expect(
-        page.get_by_text(re.compile(r"cancelled: Rp 3\.500 is back in your balance"))
+        page.get_by_text(re.compile(r"cancelled: Rp 3,500 is back in your balance"))
     ).to_be_visible()
-    expect(page.locator("#balance")).to_have_text("Rp 10.000")
+    expect(page.locator("#balance")).to_have_text("Rp 10,000")
     expect(page.locator("article.order")).to_have_count(0)
-    assert questions and "Rp 3.500 goes back to your balance" in questions[0]
+    assert questions and "Rp 3,500 goes back to your balance" in questions[0]
     assert wallet_balance(buyer_account.user) == 10_000
 
     page.get_by_role("link", name="Transactions", exact=True).click()
-    expect(page.locator("tr[data-kind='release']")).to_contain_text("+Rp 3.500")
-    expect(page.locator("tr[data-kind='hold']")).to_contain_text("-Rp 3.500")
+    expect(page.locator("tr[data-kind='release']")).to_contain_text("+Rp 3,500")
+    expect(page.locator("tr[data-kind='hold']")).to_contain_text("-Rp 3,500")
     shoot(page, "14-transactions")
 
 
@@ -288,7 +288,7 @@ def test_out_of_stock_is_refused_clearly(
     alert = page.get_by_role("alert")
     expect(alert).to_contain_text("Out of stock.")
     expect(alert).to_contain_text("No normal number is available for WhatsApp right now")
-    expect(page.locator("#balance")).to_have_text("Rp 10.000")
+    expect(page.locator("#balance")).to_have_text("Rp 10,000")
     shoot(page, "15-dashboard-out-of-stock")
 
 
@@ -301,11 +301,11 @@ def test_the_balance_follows_an_expiry_refund_without_a_reload(
     modem_online(live_server, agent.key, "COM5", "628133334444")
     log_in(page, buyer_account)
     page.get_by_role("button", name="Buy a number").click()
-    expect(page.locator("#balance")).to_have_text("Rp 6.500")
+    expect(page.locator("#balance")).to_have_text("Rp 6,500")
     mark_no_reload(page)
     Order.objects.update(expires_at=Order.objects.get().created_at)
     orders_expire()  # what the job queue does every minute
-    expect(page.locator("#balance")).to_have_text("Rp 10.000")
+    expect(page.locator("#balance")).to_have_text("Rp 10,000")
     expect(page.locator("article.order")).to_have_count(0)
     assert_no_reload(page)
 

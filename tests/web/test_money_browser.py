@@ -47,7 +47,7 @@ def test_a_new_buyer_tops_up_through_midtrans_and_orders(
     expect(page.locator("#balance")).to_have_text("Rp 0")
 
     page.get_by_role("link", name="Top up", exact=True).click()
-    page.get_by_role("button", name="Rp 50.000").click()
+    page.get_by_role("button", name="Rp 50,000").click()
     expect(page.get_by_label("Amount (rupiah)")).to_have_value("50000")
     page.get_by_label("QRIS, virtual account or e-wallet (Midtrans, credited at once)").check()
     shoot(page, "30-topup-form")
@@ -56,19 +56,19 @@ def test_a_new_buyer_tops_up_through_midtrans_and_orders(
     expect(page.get_by_role("heading", name="Pay Rp 50.000")).to_be_visible()  # Midtrans's page
     page.get_by_role("button", name="Pay with QRIS").click()
 
-    expect(page.get_by_text("Rp 50.000 was added to your balance.")).to_be_visible()
+    expect(page.get_by_text("Rp 50,000 was added to your balance.")).to_be_visible()
     expect(page.locator("#topup-status")).to_have_text("Paid")
     shoot(page, "31-topup-paid")
     topup_row = TopUp.objects.get(user=buyer.user)
     assert LedgerTransaction.objects.filter(reference=f"topup:{topup_row.pk}").count() == 1
 
     page.get_by_role("link", name="Dashboard", exact=True).click()
-    expect(page.locator("#balance")).to_have_text("Rp 50.000")
+    expect(page.locator("#balance")).to_have_text("Rp 50,000")
     page.locator("label.app", has_text="WhatsApp").click()
     page.locator("label.offer", has_text="Normal").click()
     page.get_by_role("button", name="Buy a number").click()
     expect(page.locator("article.order [data-number]")).to_have_text("628111230007")
-    expect(page.locator("#balance")).to_have_text("Rp 46.500")
+    expect(page.locator("#balance")).to_have_text("Rp 46,500")
     assert Order.objects.get(buyer=buyer.user).price == 3500
 
 
@@ -91,8 +91,8 @@ def test_a_reseller_withdraws_and_staff_pay_it(
     page.get_by_label("Account or phone number").fill("081234567890")
     page.get_by_label("Name on the account").fill("Budi Santoso")
     page.get_by_role("button", name="Request the withdrawal").click()
-    expect(page.get_by_text("of Rp 100.000 requested")).to_be_visible()
-    expect(page.locator("#balance")).to_have_text("Rp 20.000")
+    expect(page.get_by_text("of Rp 100,000 requested")).to_be_visible()
+    expect(page.locator("#balance")).to_have_text("Rp 20,000")
     shoot(page, "32-withdrawal-requested")
 
     staff = new_context().new_page()

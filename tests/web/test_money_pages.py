@@ -25,7 +25,7 @@ def test_a_bank_transfer_shows_the_exact_amount_and_the_accounts(
 ) -> None:
     settings.MANUAL_BANK_ACCOUNTS = ["BCA 1234567890 PT ZeroTP"]  # type: ignore[attr-defined]
     page = buyer_client.get(reverse("topup")).content.decode()
-    assert "Rp 100.000" in page and 'value="manual"' in page
+    assert "Rp 100,000" in page and 'value="manual"' in page
     answer = buyer_client.post(reverse("topup"), {"amount": "100000", "provider": "manual"})
     topup = TopUp.objects.get(user=buyer_account.user)
     assert answer["Location"] == reverse("topup-detail", args=[topup.pk])
@@ -34,14 +34,14 @@ def test_a_bank_transfer_shows_the_exact_amount_and_the_accounts(
     assert "BCA 1234567890 PT ZeroTP" in html
     topup_pay(topup_id=topup.pk)
     paid = buyer_client.get(answer["Location"]).content.decode()
-    amount = f"{topup.payable:,}".replace(",", ".")
+    amount = f"{topup.payable:,}"  # English pages group with commas
     assert f"Rp {amount} was added to your balance." in paid
 
 
 def test_an_amount_out_of_bounds_is_refused_in_rupiah(buyer_client: Client) -> None:
     answer = buyer_client.post(reverse("topup"), {"amount": "500", "provider": "manual"})
     assert answer.status_code == 200
-    assert "A top-up is Rp 10.000 to Rp 10.000.000." in answer.content.decode()
+    assert "A top-up is Rp 10,000 to Rp 10,000,000." in answer.content.decode()
     assert not TopUp.objects.exists()
 
 
@@ -56,7 +56,7 @@ def test_a_reseller_requests_a_withdrawal_from_the_page(
 ) -> None:
     topup(user=reseller_account.user, amount=80_000)
     page = reverse("withdrawals")
-    assert "Rp 80.000" in reseller_client.get(page).content.decode()
+    assert "Rp 80,000" in reseller_client.get(page).content.decode()
     body = {
         "amount": "60000",
         "method": "ewallet",
@@ -65,10 +65,10 @@ def test_a_reseller_requests_a_withdrawal_from_the_page(
         "account_name": "Budi Santoso",
     }
     done = reseller_client.post(page, body, follow=True).content.decode()
-    assert "Withdrawal #" in done and "of Rp 60.000 requested" in done
+    assert "Withdrawal #" in done and "of Rp 60,000 requested" in done
     assert wallet_balance(reseller_account.user) == 20_000
     refused = reseller_client.post(page, body).content.decode()
-    assert "Your balance is below Rp 60.000" in refused
+    assert "Your balance is below Rp 60,000" in refused
     assert Withdrawal.objects.filter(reseller=reseller_account.user).count() == 1
 
 
@@ -83,7 +83,7 @@ def test_staff_see_the_finance_figures_and_export_the_ledger(
     pending = topup_create(user=buyer_account.user, amount=40_000, provider="manual")
     topup_pay(topup_id=pending.pk)
     html = staff_client.get(reverse("finance")).content.decode()
-    amount = f"{pending.payable:,}".replace(",", ".")
+    amount = f"{pending.payable:,}"
     assert f'<span class="value" id="topped-up-today">Rp {amount}</span>' in html
     csv_answer = staff_client.get(reverse("finance-ledger-csv"))
     assert csv_answer["Content-Type"] == "text/csv; charset=utf-8"

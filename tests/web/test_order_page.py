@@ -69,15 +69,15 @@ def test_the_order_page_lists_prices_and_stock_with_search_and_favourites_first(
     whatsapp_row = page.locator("label.app", has_text="WhatsApp")
     expect(whatsapp_row.locator(".initials")).to_have_text("WA")
     expect(whatsapp_row.locator(".pool[data-operator='normal']")).to_have_text(
-        "Normal Rp 3.500 · 1 in stock"
+        "Normal Rp 3,500 · 1 in stock"
     )
     expect(whatsapp_row.locator(".pool[data-operator='promo']")).to_have_text(
-        "Promo Rp 2.500 · out of stock"
+        "Promo Rp 2,500 · out of stock"
     )
-    expect(page.locator("label.app", has_text="Telegram")).to_contain_text("Special Rp 8.000")
+    expect(page.locator("label.app", has_text="Telegram")).to_contain_text("Special Rp 8,000")
     # The most recent favourite is picked; its pools show with their delivery figures.
     expect(page.get_by_role("radio", name=re.compile("^Telegram"))).to_be_checked()
-    expect(page.locator("label.offer", has_text="Normal")).to_contain_text("Rp 5.000")
+    expect(page.locator("label.offer", has_text="Normal")).to_contain_text("Rp 5,000")
     expect(page.locator("label.offer", has_text="Normal")).to_contain_text(
         "no delivery figures yet"
     )
@@ -98,7 +98,7 @@ def test_the_order_page_lists_prices_and_stock_with_search_and_favourites_first(
 
     page.goto(f"{live_server.url}/dashboard/")
     page.locator("label.app", has_text="WhatsApp").click()
-    expect(page.locator("label.offer", has_text="Normal")).to_contain_text("Rp 3.500")
+    expect(page.locator("label.offer", has_text="Normal")).to_contain_text("Rp 3,500")
     page.set_viewport_size(PHONE)
     expect(page.get_by_label("Search applications")).to_be_visible()
 
@@ -116,9 +116,9 @@ def test_buy_is_off_with_the_reason_at_rp_0_and_when_out_of_stock(
     log_in(page, broke)
     buy = page.get_by_role("button", name="Buy a number")
     expect(buy).to_be_disabled()
-    top_up = page.get_by_role("link", name="Top up Rp 3.500 more")
+    top_up = page.get_by_role("link", name="Top up Rp 3,500 more")
     expect(top_up).to_have_attribute("href", "/topup/")
-    expect(buy).to_have_accessible_description(re.compile("Top up Rp 3.500 more"))
+    expect(buy).to_have_accessible_description(re.compile("Top up Rp 3,500 more"))
     shoot(page, "51-order-page-balance-too-low")
     page.get_by_role("button", name="Log out").click()
 
@@ -245,5 +245,5 @@ def test_the_form_counts_the_buyers_own_order_at_once(
     expect(page.get_by_text(re.compile(r"Order #\d+: your number is"))).to_be_visible()
     expect(normal).to_contain_text("1 in stock")
     expect(page.locator("label.app", has_text="WhatsApp")).to_contain_text(
-        "Normal Rp 3.500 · 1 in stock"
+        "Normal Rp 3,500 · 1 in stock"
     )

@@ -13,6 +13,7 @@ from django.core import mail
 from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 
 from accounts.forms import AdminLoginForm
 from accounts.models import ApiKey, User
@@ -136,13 +137,13 @@ def test_staff_overview_counts_today(staff_client: Client, whatsapp: Application
     assert overview.orders_today == 1 and overview.completed_today == 1
     assert overview.revenue_today == 3500 - 3500 * 70 // 100
     assert (overview.modems_online, overview.modems_total) == (1, 2)
-    assert b"Rp 1.050" in page.content
+    assert b"Rp 1,050" in page.content
 
 
 # --- Sign-up, log-in, passwords ----------------------------------------------------------
 
 
-def test_sign_up_creates_the_account_with_its_api_key_and_logs_in() -> None:
+def test_sign_up_creates_the_account_without_an_api_key_and_logs_in() -> None:
     client = Client()
     response = client.post(
         reverse("signup"),
@@ -152,7 +153,8 @@ def test_sign_up_creates_the_account_with_its_api_key_and_logs_in() -> None:
     assert response.redirect_chain[-1][0] == reverse("dashboard")
     user = User.objects.get(email="new@example.com")
     assert response.context["user"] == user
-    assert ApiKey.objects.filter(user=user, kind="api", revoked_at__isnull=True).exists()
+    # No key nobody saw: the API page creates the first one and shows it.
+    assert not ApiKey.objects.filter(user=user, kind="api").exists()
     assert b"Welcome to ZeroTP" in response.content and b"Rp 0" in response.content
 
 
@@ -298,9 +300,9 @@ def test_the_order_form_shows_price_and_stock_per_operator(
     buyer_client: Client, whatsapp: Application, online_modem: Modem
 ) -> None:
     page = buyer_client.get(reverse("dashboard")).content.decode()
-    assert "Rp 3.500" in page and "1 in stock" in page
-    assert "Rp 2.500" in page and "out of stock" in page  # promo: no modem serves it
-    assert "Rp 10.000" in page  # the balance
+    assert "Rp 3,500" in page and "1 in stock" in page
+    assert "Rp 2,500" in page and "out of stock" in page  # promo: no modem serves it
+    assert "Rp 10,000" in page  # the balance
 
 
 def test_the_operator_choices_fragment_follows_the_application(
@@ -316,7 +318,7 @@ def test_the_operator_choices_fragment_follows_the_application(
     )
     assert fragment.status_code == 200
     html = fragment.content.decode()
-    assert "<html" not in html and "Rp 8.000" in html and "Rp 3.500" not in html
+    assert "<html" not in html and "Rp 8,000" in html and "Rp 3,500" not in html
     assert 'value="special" checked' in html  # the only operator it has
 
 
@@ -361,7 +363,7 @@ def test_a_short_balance_is_refused_with_the_services_message(
     response = poor.post(reverse("dashboard"), _order_form(poor, whatsapp))
     html = response.content.decode()
     assert "Not enough balance: top up first." in html
-    assert "Balance 1000 is below the price 3500." in html
+    assert "Balance Rp 1,000 is below the price Rp 3,500." in html
     assert not Order.objects.exists()
 
 
@@ -390,7 +392,7 @@ def test_the_active_orders_fragment_shows_the_code_and_the_balance(
     assert 'hx-trigger="every 2s"' in html
     assert f'id="order-{created.order.pk}"' in html
     assert "data-otp>123456</span>" in html and "Your WhatsApp code is 123-456" in html
-    assert 'id="balance" hx-swap-oob="true">Rp 6.500<' in html
+    assert 'id="balance" hx-swap-oob="true">Rp 6,500<' in html
     assert "Cancel and refund" not in html and ">Finish<" in html  # the API's rules
 
 
@@ -401,7 +403,7 @@ def test_cancel_refunds_and_repeating_it_is_harmless(
     url = reverse("order-cancel", args=[order_id])
     response = buyer_client.post(url, follow=True)
     assert (
-        f"Order #{order_id} cancelled: Rp 3.500 is back in your balance."
+        f"Order #{order_id} cancelled: Rp 3,500 is back in your balance."
         in response.content.decode()
     )
     buyer_client.post(url)
@@ -495,7 +497,7 @@ def test_transactions_list_the_wallets_entries_with_the_balance_after_each(
     ]
     assert lines[0].order_id == order_id
     html = response.content.decode()
-    assert "+Rp 3.500" in html and "-Rp 3.500" in html and "Refund" in html
+    assert "+Rp 3,500" in html and "-Rp 3,500" in html and "Refund" in html
 
 
 # --- API & Callback ------------------------------------------------------------------------------
@@ -656,7 +658,7 @@ def test_the_modems_fragment_shows_each_modem_with_its_orders_and_earnings(
     modems = {m.uid: m for m in fragment.context["modems"]}
     assert (modems["COM7"].orders_served, modems["COM7"].earned) == (1, 2450)
     assert (modems["COM8"].orders_served, modems["COM8"].earned) == (0, None)
-    assert "Rp 2.450" in html and "64%" in html
+    assert "Rp 2,450" in html and "64%" in html
     assert html.count('data-online="true"') == 1 and html.count('data-online="false"') == 1
 
 
@@ -786,13 +788,19 @@ def test_the_agent_guide_is_in_indonesian_too(reseller_client: Client, built_age
 # --- Language and money ------------------------------------------------------------------------
 
 
-def test_rupiah_is_written_the_indonesian_way() -> None:
-    assert rupiah(3500) == "Rp 3.500"
-    assert rupiah(1_250_000) == "Rp 1.250.000"
+def test_rupiah_is_written_the_way_of_the_active_language() -> None:
+    with translation.override("id"):
+        assert rupiah(3500) == "Rp 3.500"
+        assert rupiah(1_250_000) == "Rp 1.250.000"
+        assert rupiah(-3500) == "-Rp 3.500"
+        assert (rupiah_signed(3500), rupiah_signed(-3500)) == ("+Rp 3.500", "-Rp 3.500")
+    with translation.override("en"):
+        assert rupiah(6500) == "Rp 6,500"
+        assert rupiah(1_250_000) == "Rp 1,250,000"
+        assert rupiah(-3500) == "-Rp 3,500"
+        assert rupiah_signed(3500) == "+Rp 3,500"
     assert rupiah(0) == "Rp 0"
-    assert rupiah(-3500) == "-Rp 3.500"
     assert rupiah(None) == "–"
-    assert (rupiah_signed(3500), rupiah_signed(-3500)) == ("+Rp 3.500", "-Rp 3.500")
 
 
 def test_the_language_switcher_turns_the_pages_indonesian(buyer_client: Client) -> None:

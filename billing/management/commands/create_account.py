@@ -59,6 +59,7 @@ class Command(BaseCommand):
                     password=options["password"],
                     is_reseller=options["reseller"],
                     is_staff=options["staff"],
+                    with_api_key=True,  # printed below
                 )
                 if options["balance"]:
                     topup(user=account.user, amount=options["balance"], note="opening balance")
