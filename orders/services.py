@@ -41,7 +41,6 @@ from orders.statements import cancelling, free_modems, inbound, placing
 from orders.statements.common import as_stored
 from zerotp import errors
 from zerotp.db import writes_in_one_statement
-from zerotp.money import rupiah
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 SCAN_GUARD_WINDOW = timedelta(hours=24)
@@ -270,13 +269,15 @@ def _refuse_unless(
         assert context.price is not None  # "priced" comes first
         raise errors.PriceAboveMax(
             _("The price %(price)s is above the highest price asked, %(max)s.")
-            % {"price": rupiah(context.price), "max": rupiah(wanted.max_price)},
+            % {"price": context.price, "max": wanted.max_price},
             price=context.price,
         )
     if failed == "affordable":
         raise errors.InsufficientBalance(
             _("Balance %(balance)s is below the price %(price)s.")
-            % {"balance": rupiah(context.balance), "price": rupiah(context.price)}
+            % {"balance": context.balance, "price": context.price},
+            balance=context.balance,
+            price=context.price,
         )
 
 

@@ -34,7 +34,7 @@ from orders.dashboard import (
 from orders.forms import HistoryFilterForm, OrderForm
 from orders.representation import new_order_json
 from orders.services import Idempotency, order_cancel, order_create, order_finish
-from zerotp.errors import DomainError
+from zerotp.errors import DomainError, InsufficientBalance
 from zerotp.money import rupiah
 
 # A clear headline above the service's own message, in the reader's language.
@@ -86,6 +86,19 @@ def _choices_context(
     }
 
 
+def _refusal(exc: DomainError) -> str:
+    """The order form's error: a headline, then the service's message, or for a short
+    balance the amounts written the reader's way (the API's message keeps plain figures)."""
+    headline = _REFUSALS.get(exc.code)
+    detail = exc.message
+    if isinstance(exc, InsufficientBalance) and exc.price is not None:
+        detail = _("Your balance is %(balance)s; the price is %(price)s.") % {
+            "balance": rupiah(exc.balance or 0),
+            "price": rupiah(exc.price),
+        }
+    return f"{headline} {detail}" if headline else detail
+
+
 @login_required
 def dashboard(request: SignedInRequest) -> HttpResponse:
     query = request.GET.get("q", "")
@@ -102,8 +115,7 @@ def dashboard(request: SignedInRequest) -> HttpResponse:
                     idempotency=Idempotency(form.idempotency_key(), new_order_json),
                 )
             except DomainError as exc:
-                headline = _REFUSALS.get(exc.code)
-                form.add_error(None, f"{headline} {exc.message}" if headline else exc.message)
+                form.add_error(None, _refusal(exc))
             else:
                 catalogue(refresh=True)  # the form after the redirect counts this order
                 messages.success(

@@ -37,6 +37,14 @@ class InsufficientBalance(DomainError):
     code = "insufficient_balance"
     default_message = "Balance is below the price."
 
+    def __init__(
+        self, message: str | None = None, *, balance: int | None = None, price: int | None = None
+    ) -> None:
+        super().__init__(message)
+        # The amounts, for a page to write its own way (the API's message keeps the
+        # contract's plain figures: "Balance 1000 is below the price 3500.").
+        self.balance, self.price = balance, price
+
 
 class Forbidden(DomainError):
     code = "forbidden"

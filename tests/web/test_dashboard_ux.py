@@ -86,7 +86,7 @@ def test_a_short_balance_reads_in_the_readers_language_with_formatted_amounts(
     adjust(buyer, -3000)  # the server refuses what the page still offers
     order_in_the_form(page, "WhatsApp")
     alert = page.locator(".alert-error, .errorlist").first
-    expect(alert).to_contain_text("Balance Rp 1,000 is below the price Rp 3,500.")
+    expect(alert).to_contain_text("Your balance is Rp 1,000; the price is Rp 3,500.")
     expect(page.locator("#buy-reason")).to_contain_text("Top up Rp 2,500 more")
     shoot(page, "63-short-balance-english")
 
@@ -98,7 +98,7 @@ def test_a_short_balance_reads_in_the_readers_language_with_formatted_amounts(
     order_in_the_form(page, "WhatsApp", buy="Beli nomor")
     alert = page.locator(".alert-error, .errorlist").first
     expect(alert).to_contain_text("Saldo tidak cukup: isi saldo dulu.")
-    expect(alert).to_contain_text("Saldo Rp 1.000 di bawah harga Rp 3.500.")
+    expect(alert).to_contain_text("Saldo Anda Rp 1.000; harganya Rp 3.500.")
     expect(alert).not_to_contain_text("below")  # no English tail on an Indonesian page
     shoot(page, "64-short-balance-indonesian")
 
