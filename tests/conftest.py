@@ -89,9 +89,11 @@ def test_settings(settings: object, monkeypatch: pytest.MonkeyPatch) -> None:
     settings.DELIVERABILITY_CACHE_SECONDS = 0
     # Nor the process's copy of the service codes: a database rolled back reuses ids.
     monkeypatch.setattr(selectors, "_offers", (-math.inf, {}))
-    # Orders start their pick at the lowest id, so a test knows which modem an order gets;
-    # tests/orders/test_number_routing.py runs the spread (placing.next_start) itself.
+    # Orders start their pick at the lowest id and none explores, so a test knows which
+    # modem an order gets; tests/orders/test_number_routing.py runs the spread
+    # (placing.next_start) and the exploration itself.
     monkeypatch.setattr(placing, "next_start", lambda: 0.0)
+    settings.ROUTING_EXPLORATION_PERCENT = 0
     # The suite runs without collectstatic: serve assets from the apps, not a manifest.
     settings.STORAGES = {
         **settings.STORAGES,

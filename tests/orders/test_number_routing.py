@@ -275,6 +275,7 @@ def test_routing_raises_whatsapps_success_in_a_pool_with_burnt_numbers_and_starv
     settings: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(placing, "next_start", SPREAD)
+    settings.ROUTING_EXPLORATION_PERCENT = 10  # the default, which conftest turns off
     monkeypatch.setattr(placing, "_starts", itertools.count(0))  # the same run every time
     on = simulate(routing=True, settings=settings)
     Modem.objects.update(online=False)  # a second pool: new numbers, applications, buyer

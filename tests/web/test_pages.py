@@ -356,14 +356,14 @@ def test_out_of_stock_is_refused_with_the_services_message(
     assert not Order.objects.exists() and wallet_balance(buyer_account.user) == 10_000
 
 
-def test_a_short_balance_is_refused_with_the_services_message(
+def test_a_short_balance_is_refused_with_both_amounts(
     whatsapp: Application, online_modem: Modem
 ) -> None:
     poor = logged_in(make_account("poor@example.com", balance=1000))
     response = poor.post(reverse("dashboard"), _order_form(poor, whatsapp))
     html = response.content.decode()
     assert "Not enough balance: top up first." in html
-    assert "Balance Rp 1,000 is below the price Rp 3,500." in html
+    assert "Your balance is Rp 1,000; the price is Rp 3,500." in html
     assert not Order.objects.exists()
 
 
