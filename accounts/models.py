@@ -47,8 +47,12 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_reseller = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
     # The zone the pages show times in (accounts.middleware activates it per request).
+    # db_default too: rows written by SQL (the bench's COPY) get it as well.
     time_zone = models.CharField(
-        max_length=64, default=DEFAULT_TIME_ZONE, validators=[validate_time_zone]
+        max_length=64,
+        default=DEFAULT_TIME_ZONE,
+        db_default=DEFAULT_TIME_ZONE,
+        validators=[validate_time_zone],
     )
 
     # "API & Callback" settings

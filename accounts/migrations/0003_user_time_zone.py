@@ -15,6 +15,7 @@ class Migration(migrations.Migration):
             name="time_zone",
             field=models.CharField(
                 default="Asia/Jakarta",
+                db_default="Asia/Jakarta",
                 max_length=64,
                 validators=[accounts.models.validate_time_zone],
             ),
