@@ -388,8 +388,8 @@ def numbers_resting() -> QuerySet[NumberRecord]:
 
 
 def number_lines(modems: Sequence[Modem]) -> list[NumberLine]:
-    """Each modem's number: its record for all applications and for each, busiest first,
-    with when a rest ends."""
+    """Each modem's number: its record for each application (resting ones, then the
+    busiest, first), with when a rest ends, and their sum."""
     phones = [modem.phone_number for modem in modems if modem.phone_number]
     records = list(NumberRecord.objects.filter(phone_number__in=phones))
     resting = set(numbers_resting().filter(phone_number__in=phones).values_list("pk", flat=True))
@@ -408,7 +408,7 @@ def number_lines(modems: Sequence[Modem]) -> list[NumberLine]:
         if record.pk in resting and record.last_failed_at is not None:
             until = record.last_failed_at + rest
         return ApplicationRecord(
-            application=names.get(record.application_id, str(_("All applications"))),
+            application=names.get(record.application_id, str(record.application_id)),
             delivered=record.delivered,
             failed=record.failed,
             failed_in_a_row=record.failed_in_a_row,
@@ -417,12 +417,19 @@ def number_lines(modems: Sequence[Modem]) -> list[NumberLine]:
 
     lines = []
     for modem in modems:
-        found = by_phone.get(modem.phone_number or "", [])
-        overall = next((line(r) for r in found if r.application_id == 0), None)
         applications = sorted(
-            (line(r) for r in found if r.application_id != 0),
+            (line(r) for r in by_phone.get(modem.phone_number or "", [])),
             key=lambda r: (-(r.resting_until is not None), -(r.delivered + r.failed)),
         )
+        overall = None
+        if applications:
+            overall = ApplicationRecord(
+                application=str(_("All applications")),
+                delivered=sum(r.delivered for r in applications),
+                failed=sum(r.failed for r in applications),
+                failed_in_a_row=0,
+                resting_until=None,
+            )
         lines.append(NumberLine(modem=modem, overall=overall, applications=applications))
     return lines
 

@@ -268,8 +268,8 @@ class DeliveryCountChange(models.Model):
 
 
 class NumberRecord(models.Model):
-    """How one number has served one application (application 0: all of them): its
-    decided orders, delivered or not, and how many failed in a row since its last code.
+    """How one number has served one application: its decided orders, delivered or not,
+    and how many failed in a row since its last code.
     Kept by the deliverability trigger (orders/statements/deliverability.py) as orders
     leave pending: what resting a number that keeps failing, and preferring numbers that
     deliver, read (orders/statements/free_modems.py)."""

@@ -78,33 +78,24 @@ def _counted(order: str, vendor: str) -> str:
     )
 
 
-def _records(order: str, rows: str) -> list[str]:
-    """Add the outcome of each order of `rows` (`{order}`: one that left pending) to its
-    number's record for its application (at most one such order per number and
-    application: the open-order rule) and to the number's record for all (application 0).
-    A number that delivered anything in the statement has failed none in a row since."""
-    delivered = f"CASE WHEN {order}.status IN {_DELIVERED} THEN 1 ELSE 0 END"
-    failed = f"CASE WHEN {order}.status IN {_DELIVERED} THEN 0 ELSE 1 END"
-    failed_at = (
-        f"CASE WHEN {order}.status IN {_DELIVERED} THEN NULL "
-        f"ELSE COALESCE({order}.closed_at, {order}.created_at) END"
-    )
-    return [
+def _record(order: str, rows: str) -> str:
+    """Add the outcome of each order of `rows` (`{order}`: one that left pending, at most
+    one per number and application: the open-order rule) to its number's record."""
+    delivered = f"{order}.status IN {_DELIVERED}"
+    return (
         f"INSERT INTO {RECORDS} ({_RECORD_COLUMNS})\n"
-        f"SELECT {order}.phone_number, {application}, SUM({delivered}), SUM({failed}), "
-        f"SUM({failed}), MAX({failed_at}){rows}\n"
-        f"GROUP BY {order}.phone_number{group}\n"
+        f"SELECT {order}.phone_number, {order}.application_id, "
+        f"CASE WHEN {delivered} THEN 1 ELSE 0 END, CASE WHEN {delivered} THEN 0 ELSE 1 END, "
+        f"CASE WHEN {delivered} THEN 0 ELSE 1 END, "
+        f"CASE WHEN {delivered} THEN NULL ELSE COALESCE({order}.closed_at, {order}.created_at) END"
+        f"{rows}\n"
         f"ON CONFLICT (phone_number, application_id) DO UPDATE SET "
         f"delivered = {RECORDS}.delivered + excluded.delivered, "
         f"failed = {RECORDS}.failed + excluded.failed, "
         f"failed_in_a_row = CASE WHEN excluded.delivered > 0 THEN 0 "
-        f"ELSE {RECORDS}.failed_in_a_row + excluded.failed_in_a_row END, "
+        f"ELSE {RECORDS}.failed_in_a_row + 1 END, "
         f"last_failed_at = COALESCE(excluded.last_failed_at, {RECORDS}.last_failed_at)"
-        for application, group in (
-            (f"{order}.application_id", f", {order}.application_id"),
-            ("0", ""),
-        )
-    ]
+    )
 
 
 def install(schema_editor: BaseDatabaseSchemaEditor) -> None:
@@ -121,7 +112,7 @@ def install(schema_editor: BaseDatabaseSchemaEditor) -> None:
         )
         statements = [
             f"CREATE OR REPLACE FUNCTION {TRIGGER}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-            f"BEGIN\n{decided};\n{';'.join(_records('n', rows))};\nRETURN NULL;\nEND $$",
+            f"BEGIN\n{decided};\n{_record('n', rows)};\nRETURN NULL;\nEND $$",
             f"DROP TRIGGER IF EXISTS {TRIGGER} ON {ORDER}",
             f"CREATE TRIGGER {TRIGGER} AFTER UPDATE ON {ORDER} REFERENCING OLD TABLE AS "
             f"old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {TRIGGER}()",
@@ -132,7 +123,7 @@ def install(schema_editor: BaseDatabaseSchemaEditor) -> None:
             f"DROP TRIGGER IF EXISTS {TRIGGER}",
             f"CREATE TRIGGER {TRIGGER} AFTER UPDATE OF status ON {ORDER} FOR EACH ROW "
             f"WHEN OLD.status = {PENDING} AND NEW.status <> {PENDING}\n"
-            f"BEGIN\n{decided};\n{';'.join(_records('NEW', ' WHERE true'))};\nEND",
+            f"BEGIN\n{decided};\n{_record('NEW', ' WHERE true')};\nEND",
         ]
     for statement in statements + recount(vendor):
         schema_editor.execute(statement, params=None)
@@ -148,36 +139,31 @@ def uninstall(schema_editor: BaseDatabaseSchemaEditor) -> None:
 
 def recount(vendor: str) -> list[str]:
     """Count every decided order from scratch, and every number's record: the failures
-    in a row are those with no delivered order of the number (and application) after
+    in a row are those with no delivered order of the number and application after
     them. No record rests until the expiry job says so again; the stock is recounted
     after (`kept_counts --recount`, the migration)."""
     decided = f"{_counted('o', vendor)} FROM {ORDER} o WHERE o.status <> {PENDING}"
 
-    def records(application: str, same_application: str, group: str) -> str:
-        delivered_since = (
-            f"SELECT 1 FROM {ORDER} d WHERE d.phone_number = o.phone_number"
-            f"{same_application} AND d.status IN {_DELIVERED} AND d.created_at > o.created_at"
-        )
-        return (
-            f"SELECT o.phone_number, {application}, "
-            f"SUM(CASE WHEN o.status IN {_DELIVERED} THEN 1 ELSE 0 END), "
-            f"SUM(CASE WHEN o.status IN {_FAILED} THEN 1 ELSE 0 END), "
-            f"SUM(CASE WHEN o.status IN {_FAILED} AND NOT EXISTS ({delivered_since}) "
-            "THEN 1 ELSE 0 END), "
-            f"MAX(CASE WHEN o.status IN {_FAILED} THEN COALESCE(o.closed_at, o.created_at) END) "
-            f"FROM {ORDER} o WHERE o.status <> {PENDING} GROUP BY o.phone_number{group}"
-        )
-
-    per_application = records(
-        "o.application_id", " AND d.application_id = o.application_id", ", o.application_id"
+    delivered_since = (
+        f"SELECT 1 FROM {ORDER} d WHERE d.phone_number = o.phone_number "
+        f"AND d.application_id = o.application_id AND d.status IN {_DELIVERED} "
+        "AND d.created_at > o.created_at"
+    )
+    records = (
+        f"SELECT o.phone_number, o.application_id, "
+        f"SUM(CASE WHEN o.status IN {_DELIVERED} THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN o.status IN {_FAILED} THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN o.status IN {_FAILED} AND NOT EXISTS ({delivered_since}) "
+        "THEN 1 ELSE 0 END), "
+        f"MAX(CASE WHEN o.status IN {_FAILED} THEN COALESCE(o.closed_at, o.created_at) END) "
+        f"FROM {ORDER} o WHERE o.status <> {PENDING} GROUP BY o.phone_number, o.application_id"
     )
     return [
         f"DELETE FROM {CHANGES}",
         f"DELETE FROM {COUNTS}",
         f"INSERT INTO {COUNTS} ({KEY}, orders) {decided} GROUP BY 1, 2, 3, 4",
         f"DELETE FROM {RECORDS}",
-        f"INSERT INTO {RECORDS} ({_RECORD_COLUMNS}) {per_application}",
-        f"INSERT INTO {RECORDS} ({_RECORD_COLUMNS}) {records('0', '', '')}",
+        f"INSERT INTO {RECORDS} ({_RECORD_COLUMNS}) {records}",
     ]
 
 

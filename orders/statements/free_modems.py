@@ -189,11 +189,10 @@ def blocked(
 @cache
 def rest_updates(after_failures: int) -> tuple[str, str]:
     """The job's two UPDATEs of the column `resting`: the rests that start, those that end,
-    for %(since)s (now less NUMBER_REST_SECONDS). Application 0 (all) never rests."""
+    for %(since)s (now less NUMBER_REST_SECONDS)."""
     rest = resting("r", after_failures, "%(since)s")
     starting = (
-        f"SELECT r.id FROM {RECORDS} r WHERE NOT r.resting AND r.failed_in_a_row > 0 "
-        f"AND r.application_id <> 0 AND {rest}"
+        f"SELECT r.id FROM {RECORDS} r WHERE NOT r.resting AND r.failed_in_a_row > 0 AND {rest}"
     )
     ending = f"SELECT r.id FROM {RECORDS} r WHERE r.resting AND NOT COALESCE({rest}, false)"
     return (
@@ -202,12 +201,11 @@ def rest_updates(after_failures: int) -> tuple[str, str]:
     )
 
 
-# Which candidate a number that delivers is likeliest on: the one whose number failed the
-# application fewest times in a row, then fewest times in a row for any application (a
-# dead SIM fails them all). A number serves an application once, so among free numbers
-# its record for the application holds failures only; and a number that delivered
-# lately ranks with one never tried, so new numbers are not starved by old ones.
-_PREFERENCE = "COALESCE(ra.failed_in_a_row, 0), COALESCE(rn.failed_in_a_row, 0)"
+# Which candidate is likeliest to deliver: the one whose number failed the application
+# fewest times in a row. A number serves an application once, so among free numbers its
+# record for the application holds failures only; a number never tried ranks first with
+# those that never failed, so new numbers are not starved by old ones.
+_PREFERENCE = "COALESCE(r.failed_in_a_row, 0)"
 
 
 @cache
@@ -237,8 +235,7 @@ def pick(
         f"m.id >= (SELECT MIN(id) + CAST(%(start)s * (MAX(id) - MIN(id)) AS BIGINT) FROM {MODEM})"
     )
     best = f"""SELECT m.id FROM {MODEM} m
-LEFT JOIN {RECORDS} ra ON ra.phone_number = m.phone_number AND ra.application_id = %(application)s
-LEFT JOIN {RECORDS} rn ON rn.phone_number = m.phone_number AND rn.application_id = 0
+LEFT JOIN {RECORDS} r ON r.phone_number = m.phone_number AND r.application_id = %(application)s
 WHERE m.id IN (SELECT m.id {free} AND {start}\nORDER BY m.id LIMIT {int(candidates)})
 ORDER BY CASE WHEN %(explore)s THEN m.id END, {_PREFERENCE}, m.id LIMIT 1{locking}"""
     return f"COALESCE(({best}), ({first}))"

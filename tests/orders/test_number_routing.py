@@ -109,9 +109,9 @@ def test_a_rest_ends_after_its_time_and_one_more_failure_starts_another(
     assert stock(app) == 0
 
 
-def test_a_code_for_any_application_keeps_a_number_from_resting(agent: Agent, buyer: Buyer) -> None:
-    """The run of failures is per application: codes for another do not end it, and a
-    number that delivered an application is never ordered for it again anyway."""
+def test_the_run_of_failures_is_per_application(agent: Agent, buyer: Buyer) -> None:
+    """Codes for another application do not end it (and a number that delivered an
+    application is never ordered for it again anyway)."""
     modem = ModemFactory(reseller=agent.user)
     app, other = ApplicationFactory(), ApplicationFactory()
     fail(buyer, app)
@@ -121,8 +121,9 @@ def test_a_code_for_any_application_keeps_a_number_from_resting(agent: Agent, bu
     order_finish(buyer=buyer.user, order_id=delivered.pk)
 
     assert record(modem.phone_number, app).failed_in_a_row == 2
-    overall = NumberRecord.objects.get(phone_number=modem.phone_number, application_id=0)
-    assert (overall.delivered, overall.failed, overall.failed_in_a_row) == (1, 2, 0)
+    assert record(modem.phone_number, other).delivered == 1
+    fail(buyer, app)
+    assert numbers_rest() == (1, 0)
 
 
 def test_no_rest_when_the_setting_is_zero(agent: Agent, buyer: Buyer, settings: Any) -> None:
@@ -187,21 +188,10 @@ def test_the_pick_prefers_a_number_with_fewer_failures_for_the_application(
     assert fail(buyer, app).modem_id == first.pk  # no record yet: the first free modem
     assert fail(buyer, app).modem_id == second.pk  # the first has failed once
     assert fail(buyer, app).modem_id == first.pk  # one failure each: the first again
+    assert order(buyer, ApplicationFactory()).modem_id == first.pk  # another: no failures
 
     settings.ROUTING_CANDIDATES = 1  # no preference: the first free modem, always
     assert fail(buyer, app).modem_id == first.pk
-
-
-def test_a_number_that_fails_every_application_sinks_for_new_ones_too(
-    agent: Agent, buyer: Buyer
-) -> None:
-    dead = ModemFactory(reseller=agent.user)
-    live = ModemFactory(reseller=agent.user)
-    Modem.objects.filter(pk=live.pk).update(online=False)
-    for _ in range(2):  # the dead SIM fails two applications; nothing is known of the other
-        assert fail(buyer, ApplicationFactory()).modem_id == dead.pk
-    Modem.objects.filter(pk=live.pk).update(online=True)
-    assert order(buyer, ApplicationFactory()).modem_id == live.pk
 
 
 def test_exploring_takes_the_first_free_modem(agent: Agent, buyer: Buyer, settings: Any) -> None:
