@@ -1,6 +1,7 @@
 """Numbers rest from an application they keep failing (orders/statements/free_modems.py,
-`REST`): the flag the stock follows and the job's indexes. Then the kept counts' triggers
-are (re)installed from the rule as it is now, and everything is counted from scratch."""
+`REST`): the flag the stock follows and the index of the resting ones. Then the kept
+counts' triggers are (re)installed from the rule as it is now, and everything is counted
+from scratch."""
 
 from django.db import migrations, models
 
@@ -31,16 +32,8 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="numberrecord",
             index=models.Index(
-                condition=models.Q(("failed_in_a_row__gt", 0), ("resting", False)),
-                fields=["last_failed_at"],
-                name="orders_number_failing_idx",
-            ),
-        ),
-        migrations.AddIndex(
-            model_name="numberrecord",
-            index=models.Index(
                 condition=models.Q(("resting", True)),
-                fields=["last_failed_at"],
+                fields=["id"],
                 name="orders_number_resting_idx",
             ),
         ),
