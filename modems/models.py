@@ -49,7 +49,10 @@ class Modem(models.Model):
     )
     signal = models.PositiveSmallIntegerField(null=True, blank=True, verbose_name=_("signal"))
     mapping = models.CharField(
-        max_length=8, choices=Operator.choices, default=Operator.NORMAL, verbose_name=_("mapping")
+        max_length=8,
+        choices=Operator.choices,
+        default=Operator.NORMAL,
+        verbose_name=_("operator pool"),
     )
     can_order = models.BooleanField(default=True, verbose_name=_("can order"))
     disabled = models.BooleanField(

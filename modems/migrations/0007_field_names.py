@@ -87,7 +87,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='modem',
             name='mapping',
-            field=models.CharField(choices=[('normal', 'Normal'), ('promo', 'Promo'), ('special', 'Special')], default='normal', max_length=8, verbose_name='mapping'),
+            field=models.CharField(choices=[('normal', 'Normal'), ('promo', 'Promo'), ('special', 'Special')], default='normal', max_length=8, verbose_name='operator pool'),
         ),
         migrations.AlterField(
             model_name='modem',
