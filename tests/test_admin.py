@@ -114,6 +114,16 @@ def test_the_admin_lists_and_forms_name_the_fields_in_indonesian(
     assert "Phone number" not in labels and "The agent's name" not in labels
 
 
+def test_the_job_queue_admin_names_its_fields_in_indonesian(staff_in_indonesian: Client) -> None:
+    # django-q2 marks its names for translation; locale/id gives them (zerotp/apps.py).
+    schedules = staff_in_indonesian.get(reverse("admin:django_q_schedule_changelist"))
+    html = schedules.content.decode()
+    table = html[html.index('id="result_list"') :]
+    headers = text_of(table[: table.index("</thead>")])
+    assert "Fungsi" in headers and "Jenis jadwal" in headers and "Jalan berikutnya" in headers
+    assert "Function" not in headers and "Schedule Type" not in headers
+
+
 def test_staff_adjust_a_balance_with_a_note_through_the_ledger(staff: Client) -> None:
     buyer = make_buyer()
     page = staff.get(reverse("admin:accounts_user_change", args=[buyer.user.pk])).content
