@@ -89,6 +89,10 @@ JOB_QUEUE_FIELDS = (
 )
 
 
+# Django's admin strings newer than its Indonesian catalogue: the date hierarchy's label.
+DJANGO_ADMIN_GAPS = (gettext_noop("Filter by %(field_name)s"),)
+
+
 class ZeroTPConfig(AppConfig):
     """The project package as an app: a place to connect the job log to django-q2."""
 
