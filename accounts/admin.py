@@ -11,7 +11,15 @@ from accounts.models import ApiKey, User
 admin.site.login_form = AdminLoginForm
 
 
-class ApiKeyInline(admin.TabularInline):
+class MaskedKey:
+    """The key's column: its prefix and last four characters, under a translated header."""
+
+    @admin.display(description=_("key"))
+    def masked(self, key: ApiKey) -> str:
+        return key.masked
+
+
+class ApiKeyInline(MaskedKey, admin.TabularInline):
     model = ApiKey
     extra = 0
     can_delete = False
@@ -40,7 +48,7 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(MaskedKey, admin.ModelAdmin):
     list_display = ("masked", "user", "kind", "created_at", "revoked_at")
     list_filter = ("kind", ("revoked_at", admin.EmptyFieldListFilter))
     search_fields = ("user__email", "prefix", "last4")

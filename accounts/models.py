@@ -16,7 +16,7 @@ DEFAULT_TIME_ZONE = "Asia/Jakarta"
 
 def validate_time_zone(name: str) -> None:
     if name not in zoneinfo.available_timezones():
-        raise ValidationError(f"{name!r} is not a time zone.")
+        raise ValidationError(_("%(name)s is not a time zone."), params={"name": repr(name)})
 
 
 class UserManager(BaseUserManager["User"]):
@@ -39,13 +39,15 @@ class UserManager(BaseUserManager["User"]):
 class User(AbstractBaseUser, PermissionsMixin):
     """An account: a buyer, and also a reseller once `is_reseller` is set."""
 
-    email = models.EmailField(unique=True)
+    email = models.EmailField(unique=True, verbose_name=_("email"))
     is_active = models.BooleanField(
-        default=True, help_text="Disabled accounts are refused everywhere, API included."
+        default=True,
+        help_text=_("Disabled accounts are refused everywhere, API included."),
+        verbose_name=_("active"),
     )
-    is_staff = models.BooleanField(default=False)
-    is_reseller = models.BooleanField(default=False)
-    date_joined = models.DateTimeField(default=timezone.now)
+    is_staff = models.BooleanField(default=False, verbose_name=_("staff status"))
+    is_reseller = models.BooleanField(default=False, verbose_name=_("reseller"))
+    date_joined = models.DateTimeField(default=timezone.now, verbose_name=_("date joined"))
     # The zone the pages show times in (accounts.middleware activates it per request).
     # db_default too: rows written by SQL (the bench's COPY) get it as well.
     time_zone = models.CharField(
@@ -53,15 +55,24 @@ class User(AbstractBaseUser, PermissionsMixin):
         default=DEFAULT_TIME_ZONE,
         db_default=DEFAULT_TIME_ZONE,
         validators=[validate_time_zone],
+        verbose_name=_("time zone"),
     )
 
     # "API & Callback" settings
-    callback_url = models.CharField(max_length=2000, blank=True, default="")
-    callback_enabled = models.BooleanField(default=True)
-    callback_secret = models.CharField(max_length=100, default=new_callback_secret)
+    callback_url = models.CharField(
+        max_length=2000, blank=True, default="", verbose_name=_("callback URL")
+    )
+    callback_enabled = models.BooleanField(default=True, verbose_name=_("callback enabled"))
+    callback_secret = models.CharField(
+        max_length=100, default=new_callback_secret, verbose_name=_("callback secret")
+    )
     # After a rotation the previous secret keeps signing until this moment.
-    callback_secret_previous = models.CharField(max_length=100, blank=True, default="")
-    callback_secret_previous_until = models.DateTimeField(null=True, blank=True)
+    callback_secret_previous = models.CharField(
+        max_length=100, blank=True, default="", verbose_name=_("previous callback secret")
+    )
+    callback_secret_previous_until = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("previous callback secret valid until")
+    )
 
     objects = UserManager()
 
@@ -84,16 +95,18 @@ class ApiKey(models.Model):
     """A buyer API key or a reseller agent key. Only the digest is stored."""
 
     class Kind(models.TextChoices):
-        API = "api", "API key"
-        AGENT = "agent", "Agent key"
+        API = "api", _("API key")
+        AGENT = "agent", _("Agent key")
 
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="keys")
-    kind = models.CharField(max_length=8, choices=Kind.choices)
-    prefix = models.CharField(max_length=16)
-    last4 = models.CharField(max_length=4)
-    digest = models.CharField(max_length=64, unique=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="keys", verbose_name=_("user")
+    )
+    kind = models.CharField(max_length=8, choices=Kind.choices, verbose_name=_("kind"))
+    prefix = models.CharField(max_length=16, verbose_name=_("prefix"))
+    last4 = models.CharField(max_length=4, verbose_name=_("last 4 characters"))
+    digest = models.CharField(max_length=64, unique=True, verbose_name=_("digest"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
+    revoked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("revoked at"))
 
     class Meta:
         verbose_name = _("API key")

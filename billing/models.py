@@ -9,27 +9,29 @@ entries; a check constraint keeps every balance but the external source at zero 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
 class LedgerAccount(models.Model):
     class Kind(models.TextChoices):
-        WALLET = "wallet", "User wallet"
-        ESCROW = "escrow", "Platform escrow"
-        REVENUE = "revenue", "Platform revenue"
-        EXTERNAL = "external", "External source (top-ups)"
-        PAYOUTS_PENDING = "payouts-pending", "Withdrawals waiting to be paid"
+        WALLET = "wallet", _("User wallet")
+        ESCROW = "escrow", _("Platform escrow")
+        REVENUE = "revenue", _("Platform revenue")
+        EXTERNAL = "external", _("External source (top-ups)")
+        PAYOUTS_PENDING = "payouts-pending", _("Withdrawals waiting to be paid")
 
-    kind = models.CharField(max_length=16, choices=Kind.choices)
+    kind = models.CharField(max_length=16, choices=Kind.choices, verbose_name=_("kind"))
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.PROTECT,
         related_name="wallet",
+        verbose_name=_("user"),
     )
-    balance = models.BigIntegerField(default=0)
-    created_at = models.DateTimeField(default=timezone.now)
+    balance = models.BigIntegerField(default=0, verbose_name=_("balance"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:
         verbose_name = _("ledger account")
@@ -52,24 +54,28 @@ class LedgerAccount(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"wallet of {self.user}" if self.user_id else self.get_kind_display()
+        if self.user_id:
+            return gettext("wallet of %(user)s") % {"user": self.user}
+        return str(self.get_kind_display())
 
 
 class LedgerTransaction(models.Model):
     class Kind(models.TextChoices):
-        TOPUP = "topup", "Top-up"
-        HOLD = "hold", "Order hold"
-        CAPTURE = "capture", "Order capture"
-        RELEASE = "release", "Order release"
-        WITHDRAWAL = "withdrawal", "Withdrawal requested"
-        PAYOUT = "payout", "Withdrawal paid"
-        WITHDRAWAL_RETURN = "withdrawal-back", "Withdrawal rejected"
-        ADJUSTMENT = "adjustment", "Adjustment by staff"
+        TOPUP = "topup", _("Top-up")
+        HOLD = "hold", _("Order hold")
+        CAPTURE = "capture", _("Order capture")
+        RELEASE = "release", _("Order release")
+        WITHDRAWAL = "withdrawal", _("Withdrawal requested")
+        PAYOUT = "payout", _("Withdrawal paid")
+        WITHDRAWAL_RETURN = "withdrawal-back", _("Withdrawal rejected")
+        ADJUSTMENT = "adjustment", _("Adjustment by staff")
 
-    reference = models.CharField(max_length=120, unique=True)
-    kind = models.CharField(max_length=16, choices=Kind.choices)
-    memo = models.CharField(max_length=255, blank=True, default="")
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    reference = models.CharField(max_length=120, unique=True, verbose_name=_("reference"))
+    kind = models.CharField(max_length=16, choices=Kind.choices, verbose_name=_("kind"))
+    memo = models.CharField(max_length=255, blank=True, default="", verbose_name=_("memo"))
+    created_at = models.DateTimeField(
+        default=timezone.now, db_index=True, verbose_name=_("created at")
+    )
 
     class Meta:
         verbose_name = _("ledger transaction")
@@ -82,11 +88,19 @@ class LedgerTransaction(models.Model):
 class LedgerEntry(models.Model):
     # No index of its own: billing_one_entry_per_account starts with the transaction.
     transaction = models.ForeignKey(
-        LedgerTransaction, on_delete=models.PROTECT, related_name="entries", db_index=False
+        LedgerTransaction,
+        on_delete=models.PROTECT,
+        related_name="entries",
+        db_index=False,
+        verbose_name=_("transaction"),
     )
-    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="entries")
-    amount = models.BigIntegerField(help_text="Positive credits the account, negative debits it.")
-    created_at = models.DateTimeField(default=timezone.now)
+    account = models.ForeignKey(
+        LedgerAccount, on_delete=models.PROTECT, related_name="entries", verbose_name=_("account")
+    )
+    amount = models.BigIntegerField(
+        help_text=_("Positive credits the account, negative debits it."), verbose_name=_("amount")
+    )
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:
         verbose_name = _("ledger entry")
@@ -113,18 +127,29 @@ class TopUp(models.Model):
         EXPIRED = "expired", _("Expired")
         FAILED = "failed", _("Not paid")
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    provider = models.CharField(max_length=16)
-    amount = models.PositiveBigIntegerField(help_text="What the buyer asked for, in rupiah.")
-    payable = models.PositiveBigIntegerField(
-        help_text="What the buyer pays: the amount, plus a unique suffix for a bank transfer."
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("user")
     )
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
-    redirect_url = models.URLField(max_length=500, blank=True, default="")
-    provider_status = models.CharField(max_length=32, blank=True, default="")
-    created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField()
-    closed_at = models.DateTimeField(null=True, blank=True)
+    provider = models.CharField(max_length=16, verbose_name=_("provider"))
+    amount = models.PositiveBigIntegerField(
+        help_text=_("What the buyer asked for, in rupiah."), verbose_name=_("amount")
+    )
+    payable = models.PositiveBigIntegerField(
+        help_text=_("What the buyer pays: the amount, plus a unique suffix for a bank transfer."),
+        verbose_name=_("to pay"),
+    )
+    status = models.CharField(
+        max_length=8, choices=Status.choices, default=Status.PENDING, verbose_name=_("status")
+    )
+    redirect_url = models.URLField(
+        max_length=500, blank=True, default="", verbose_name=_("redirect URL")
+    )
+    provider_status = models.CharField(
+        max_length=32, blank=True, default="", verbose_name=_("provider status")
+    )
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
+    expires_at = models.DateTimeField(verbose_name=_("expires at"))
+    closed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("closed at"))
 
     class Meta:
         verbose_name = _("top-up")
@@ -169,20 +194,29 @@ class Withdrawal(models.Model):
         EWALLET = "ewallet", _("E-wallet")
 
     reseller = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="withdrawals"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="withdrawals",
+        verbose_name=_("reseller"),
     )
-    amount = models.PositiveBigIntegerField()
-    method = models.CharField(max_length=8, choices=Method.choices)
-    account_name = models.CharField(max_length=100)
-    account_number = models.CharField(max_length=40)
-    bank_or_wallet = models.CharField(max_length=40)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    amount = models.PositiveBigIntegerField(verbose_name=_("amount"))
+    method = models.CharField(max_length=8, choices=Method.choices, verbose_name=_("method"))
+    account_name = models.CharField(max_length=100, verbose_name=_("account name"))
+    account_number = models.CharField(max_length=40, verbose_name=_("account number"))
+    bank_or_wallet = models.CharField(max_length=40, verbose_name=_("bank or e-wallet"))
+    status = models.CharField(
+        max_length=8, choices=Status.choices, default=Status.PENDING, verbose_name=_("status")
+    )
     transfer_reference = models.CharField(
-        max_length=100, blank=True, default="", help_text="The bank's or wallet's reference."
+        max_length=100,
+        blank=True,
+        default="",
+        help_text=_("The bank's or wallet's reference."),
+        verbose_name=_("transfer reference"),
     )
-    note = models.CharField(max_length=255, blank=True, default="")
-    created_at = models.DateTimeField(default=timezone.now)
-    decided_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=255, blank=True, default="", verbose_name=_("note"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
+    decided_at = models.DateTimeField(null=True, blank=True, verbose_name=_("decided at"))
 
     class Meta:
         verbose_name = _("withdrawal")
@@ -203,14 +237,23 @@ class BalanceAdjustment(models.Model):
     refund, a mistake), always with a note: the ledger transaction `adjustment:<id>`."""
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="adjustments"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="adjustments",
+        verbose_name=_("user"),
     )
-    amount = models.BigIntegerField(help_text="Positive credits the balance, negative debits it.")
-    note = models.CharField(max_length=255)
+    amount = models.BigIntegerField(
+        help_text=_("Positive credits the balance, negative debits it."), verbose_name=_("amount")
+    )
+    note = models.CharField(max_length=255, verbose_name=_("note"))
     staff = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        related_name="+",
+        verbose_name=_("staff"),
     )
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:
         verbose_name = _("balance adjustment")

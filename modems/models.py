@@ -3,6 +3,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from modems.carriers import CARRIER_MAX_LENGTH
@@ -24,30 +25,49 @@ class ModemQuerySet(models.QuerySet["Modem"]):
 
 class Modem(models.Model):
     reseller = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="modems"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="modems",
+        verbose_name=_("reseller"),
     )
-    uid = models.CharField(max_length=64, help_text="The agent's name for the modem, e.g. COM3.")
-    phone_number = models.CharField(max_length=15, null=True, blank=True)
-    provider = models.CharField(max_length=64, blank=True, default="")
+    uid = models.CharField(
+        max_length=64,
+        help_text=_("The agent's name for the modem, e.g. COM3."),
+        verbose_name=_("UID"),
+    )
+    phone_number = models.CharField(
+        max_length=15, null=True, blank=True, verbose_name=_("phone number")
+    )
+    provider = models.CharField(max_length=64, blank=True, default="", verbose_name=_("provider"))
     carrier = models.CharField(
         max_length=CARRIER_MAX_LENGTH,
         blank=True,
         default="",
         editable=False,
-        help_text="The provider as the sms-activate protocol names carriers (telkomsel, ...).",
+        help_text=_("The provider as the sms-activate protocol names carriers (telkomsel, ...)."),
+        verbose_name=_("carrier"),
     )
-    signal = models.PositiveSmallIntegerField(null=True, blank=True)
-    mapping = models.CharField(max_length=8, choices=Operator.choices, default=Operator.NORMAL)
-    can_order = models.BooleanField(default=True)
-    disabled = models.BooleanField(default=False, help_text="Set by staff: never handed out.")
-    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    signal = models.PositiveSmallIntegerField(null=True, blank=True, verbose_name=_("signal"))
+    mapping = models.CharField(
+        max_length=8,
+        choices=Operator.choices,
+        default=Operator.NORMAL,
+        verbose_name=_("operator pool"),
+    )
+    can_order = models.BooleanField(default=True, verbose_name=_("can order"))
+    disabled = models.BooleanField(
+        default=False, help_text=_("Set by staff: never handed out."), verbose_name=_("disabled")
+    )
+    last_heartbeat_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("last heartbeat at")
+    )
     # Set by every heartbeat, cleared by a job a minute after the heartbeats stop
     # (modems.services.modems_mark_offline): what the order pick's index is kept to, so it
     # never walks modems whose agent went silent. Whether a modem is online right now is
     # still its last heartbeat's age (`is_online`), which the pick checks too.
-    online = models.BooleanField(default=False, editable=False)
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(default=timezone.now)
+    online = models.BooleanField(default=False, editable=False, verbose_name=_("online"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(default=timezone.now, verbose_name=_("updated at"))
 
     objects = ModemQuerySet.as_manager()
 
@@ -82,7 +102,7 @@ class Modem(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.uid} ({self.phone_number or 'no number'})"
+        return f"{self.uid} ({self.phone_number or gettext('no number')})"
 
     @property
     def is_online(self) -> bool:
@@ -97,19 +117,36 @@ class InboundSms(models.Model):
 
     # No index of its own: modems_sms_modem_idx starts with the modem.
     modem = models.ForeignKey(
-        Modem, on_delete=models.PROTECT, related_name="messages", db_index=False
+        Modem,
+        on_delete=models.PROTECT,
+        related_name="messages",
+        db_index=False,
+        verbose_name=_("modem"),
     )
     reseller = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="inbound_sms"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="inbound_sms",
+        verbose_name=_("reseller"),
     )
-    phone_number = models.CharField(max_length=15, blank=True, default="")
-    sender = models.CharField(max_length=100, blank=True, default="")
-    text = models.TextField()
-    message_id = models.CharField(max_length=128, null=True, blank=True)
-    received_at = models.DateTimeField(default=timezone.now)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    phone_number = models.CharField(
+        max_length=15, blank=True, default="", verbose_name=_("phone number")
+    )
+    sender = models.CharField(max_length=100, blank=True, default="", verbose_name=_("sender"))
+    text = models.TextField(verbose_name=_("text"))
+    message_id = models.CharField(
+        max_length=128, null=True, blank=True, verbose_name=_("message ID")
+    )
+    received_at = models.DateTimeField(default=timezone.now, verbose_name=_("received at"))
+    created_at = models.DateTimeField(
+        default=timezone.now, db_index=True, verbose_name=_("created at")
+    )
     otp_code = models.CharField(
-        max_length=32, null=True, blank=True, help_text="The code found in the text, if any."
+        max_length=32,
+        null=True,
+        blank=True,
+        help_text=_("The code found in the text, if any."),
+        verbose_name=_("OTP code"),
     )
 
     class Meta:

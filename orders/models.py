@@ -18,46 +18,52 @@ def validate_patterns(value: str) -> None:
                 re.compile(line.strip())
             except re.error as exc:
                 raise ValidationError(
-                    f"{line.strip()!r} is not a valid regular expression: {exc}"
+                    _("%(line)s is not a valid regular expression: %(error)s"),
+                    params={"line": repr(line.strip()), "error": exc},
                 ) from None
 
 
 class Application(models.Model):
     """A service buyers order numbers for (WhatsApp, Telegram, ...)."""
 
-    name = models.CharField(max_length=100)
-    code = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    code = models.SlugField(max_length=50, unique=True, verbose_name=_("code"))
     service_code = models.CharField(
         max_length=16,
-        validators=[RegexValidator(r"^[a-z0-9]+$", "Lower-case letters and digits only.")],
+        validators=[RegexValidator(r"^[a-z0-9]+$", _("Lower-case letters and digits only."))],
         unique=True,
         null=True,
         blank=True,
-        help_text=(
+        help_text=_(
             "The sms-activate protocol's short code for this service (wa, tg, go, ...), "
             "which existing bots send; docs/SMS-ACTIVATE.md lists them. Blank: reachable "
             "there by its code above only."
         ),
+        verbose_name=_("service code"),
     )
-    enabled = models.BooleanField(default=True)
+    enabled = models.BooleanField(default=True, verbose_name=_("enabled"))
     sender_patterns = models.TextField(
         blank=True,
         default="",
         validators=[validate_patterns],
-        help_text=(
+        help_text=_(
             "One case-insensitive regular expression per line, looked for in the SMS sender "
             "and text (use word boundaries: \\bwa\\b). No patterns: the application takes "
             "any SMS."
         ),
+        verbose_name=_("sender patterns"),
     )
     otp_pattern = models.CharField(
         max_length=255,
         blank=True,
         default="",
         validators=[validate_patterns],
-        help_text="Optional regular expression for this application's code; its first group wins.",
+        help_text=_(
+            "Optional regular expression for this application's code; its first group wins."
+        ),
+        verbose_name=_("OTP pattern"),
     )
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:
         verbose_name = _("application")
@@ -73,11 +79,15 @@ class Application(models.Model):
 
 
 class ApplicationPrice(models.Model):
-    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="prices")
-    operator = models.CharField(max_length=8, choices=Operator.choices)
-    price = models.PositiveIntegerField(help_text="In rupiah.")
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="prices", verbose_name=_("application")
+    )
+    operator = models.CharField(max_length=8, choices=Operator.choices, verbose_name=_("operator"))
+    price = models.PositiveIntegerField(help_text=_("In rupiah."), verbose_name=_("price"))
 
     class Meta:
+        verbose_name = _("application price")
+        verbose_name_plural = _("application prices")
         constraints = [
             models.UniqueConstraint(
                 fields=["application", "operator"], name="orders_one_price_per_operator"
@@ -107,36 +117,56 @@ class Order(models.Model):
     # orders are only ever looked up with the number or the modem (indexes below). Every
     # index is one more entry to write on each order insert and status change.
     buyer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders", db_index=False
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="orders",
+        db_index=False,
+        verbose_name=_("buyer"),
     )
     application = models.ForeignKey(
-        Application, on_delete=models.PROTECT, related_name="orders", db_index=False
+        Application,
+        on_delete=models.PROTECT,
+        related_name="orders",
+        db_index=False,
+        verbose_name=_("application"),
     )
-    operator = models.CharField(max_length=8, choices=Operator.choices)
-    modem = models.ForeignKey(Modem, on_delete=models.PROTECT, related_name="orders")
+    operator = models.CharField(max_length=8, choices=Operator.choices, verbose_name=_("operator"))
+    modem = models.ForeignKey(
+        Modem, on_delete=models.PROTECT, related_name="orders", verbose_name=_("modem")
+    )
     # No index either: what a reseller served is read through their modems.
     reseller = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
         related_name="served_orders",
         db_index=False,
+        verbose_name=_("reseller"),
     )
-    phone_number = models.CharField(max_length=15)
-    price = models.PositiveIntegerField()
-    reseller_share = models.PositiveIntegerField(null=True, blank=True)
-    custom_user_id = models.CharField(max_length=64, null=True, blank=True)
+    phone_number = models.CharField(max_length=15, verbose_name=_("phone number"))
+    price = models.PositiveIntegerField(verbose_name=_("price"))
+    reseller_share = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name=_("reseller share")
+    )
+    custom_user_id = models.CharField(
+        max_length=64, null=True, blank=True, verbose_name=_("custom user ID")
+    )
     status = models.CharField(
-        max_length=10, choices=OrderStatus.choices, default=OrderStatus.PENDING
+        max_length=10,
+        choices=OrderStatus.choices,
+        default=OrderStatus.PENDING,
+        verbose_name=_("status"),
     )
-    otp_code = models.CharField(max_length=32, null=True, blank=True)
-    sms_text = models.TextField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField()
-    completed_at = models.DateTimeField(null=True, blank=True)
-    closed_at = models.DateTimeField(null=True, blank=True)
+    otp_code = models.CharField(max_length=32, null=True, blank=True, verbose_name=_("OTP code"))
+    sms_text = models.TextField(null=True, blank=True, verbose_name=_("SMS text"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
+    expires_at = models.DateTimeField(verbose_name=_("expires at"))
+    completed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("completed at"))
+    closed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("closed at"))
     # The sms-activate dialect's "another SMS" (setStatus 3): the last message the buyer had
     # then; its getStatus waits for a newer one. Null: never asked.
-    another_sms_after = models.PositiveBigIntegerField(null=True, blank=True)
+    another_sms_after = models.PositiveBigIntegerField(
+        null=True, blank=True, verbose_name=_("another SMS after")
+    )
 
     class Meta:
         verbose_name = _("order")
@@ -198,10 +228,12 @@ class StockCount(models.Model):
     history: per operator and carrier, `application_id` 0 counts the orderable modems and
     any other the orderable modems an order of that application blocks."""
 
-    application_id = models.PositiveIntegerField()  # no foreign key: 0 is "every modem"
-    operator = models.CharField(max_length=8, choices=Operator.choices)
-    carrier = models.CharField(max_length=CARRIER_MAX_LENGTH, blank=True)
-    modems = models.IntegerField(default=0)
+    application_id = models.PositiveIntegerField(
+        verbose_name=_("application ID")
+    )  # no foreign key: 0 is "every modem"
+    operator = models.CharField(max_length=8, choices=Operator.choices, verbose_name=_("operator"))
+    carrier = models.CharField(max_length=CARRIER_MAX_LENGTH, blank=True, verbose_name=_("carrier"))
+    modems = models.IntegerField(default=0, verbose_name=_("modems"))
 
     class Meta:
         constraints = [
@@ -219,10 +251,10 @@ class StockCountChange(models.Model):
     these, so concurrent orders never wait for each other on a count row, and never hold
     one while they wait for the escrow row; reading the stock adds them in."""
 
-    application_id = models.PositiveIntegerField()
-    operator = models.CharField(max_length=8, choices=Operator.choices)
-    carrier = models.CharField(max_length=CARRIER_MAX_LENGTH, blank=True)
-    modems = models.IntegerField()
+    application_id = models.PositiveIntegerField(verbose_name=_("application ID"))
+    operator = models.CharField(max_length=8, choices=Operator.choices, verbose_name=_("operator"))
+    carrier = models.CharField(max_length=CARRIER_MAX_LENGTH, blank=True, verbose_name=_("carrier"))
+    modems = models.IntegerField(verbose_name=_("modems"))
 
     def __str__(self) -> str:
         return f"{self.application_id} {self.operator} {self.carrier}: {self.modems:+}"
@@ -235,11 +267,13 @@ class DeliveryCount(models.Model):
     (orders/statements/deliverability.py); the services list reads the last day and week
     from here, never from the orders."""
 
-    application_id = models.PositiveIntegerField()  # no foreign key: kept by SQL
-    operator = models.CharField(max_length=8, choices=Operator.choices)
-    hour = models.DateTimeField()
-    bucket = models.SmallIntegerField()
-    orders = models.IntegerField(default=0)
+    application_id = models.PositiveIntegerField(
+        verbose_name=_("application ID")
+    )  # no foreign key: kept by SQL
+    operator = models.CharField(max_length=8, choices=Operator.choices, verbose_name=_("operator"))
+    hour = models.DateTimeField(verbose_name=_("hour"))
+    bucket = models.SmallIntegerField(verbose_name=_("bucket"))
+    orders = models.IntegerField(default=0, verbose_name=_("orders"))
 
     class Meta:
         constraints = [
@@ -257,11 +291,11 @@ class DeliveryCountChange(models.Model):
     """A `DeliveryCount` change not added in yet (PostgreSQL), as for the stock: the
     trigger only inserts, so orders ending at once never wait on a count row."""
 
-    application_id = models.PositiveIntegerField()
-    operator = models.CharField(max_length=8, choices=Operator.choices)
-    hour = models.DateTimeField()
-    bucket = models.SmallIntegerField()
-    orders = models.IntegerField()
+    application_id = models.PositiveIntegerField(verbose_name=_("application ID"))
+    operator = models.CharField(max_length=8, choices=Operator.choices, verbose_name=_("operator"))
+    hour = models.DateTimeField(verbose_name=_("hour"))
+    bucket = models.SmallIntegerField(verbose_name=_("bucket"))
+    orders = models.IntegerField(verbose_name=_("orders"))
 
     def __str__(self) -> str:
         return f"{self.application_id} {self.operator} {self.hour:%Y-%m-%d %H}h: {self.orders:+}"
@@ -274,15 +308,17 @@ class NumberRecord(models.Model):
     leave pending: what resting a number that keeps failing, and preferring numbers that
     deliver, read (orders/statements/free_modems.py)."""
 
-    phone_number = models.CharField(max_length=15)
-    application_id = models.PositiveIntegerField()  # no foreign key: kept by SQL
-    delivered = models.IntegerField(default=0)
-    failed = models.IntegerField(default=0)
-    failed_in_a_row = models.IntegerField(default=0)
-    last_failed_at = models.DateTimeField(null=True, blank=True)
+    phone_number = models.CharField(max_length=15, verbose_name=_("phone number"))
+    application_id = models.PositiveIntegerField(
+        verbose_name=_("application ID")
+    )  # no foreign key: kept by SQL
+    delivered = models.IntegerField(default=0, verbose_name=_("delivered"))
+    failed = models.IntegerField(default=0, verbose_name=_("failed"))
+    failed_in_a_row = models.IntegerField(default=0, verbose_name=_("failed in a row"))
+    last_failed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last failed at"))
     # Resting from the application now, as the expiry job last wrote it (the stock follows
     # it; the pick reads the rest's condition itself).
-    resting = models.BooleanField(db_default=False)
+    resting = models.BooleanField(db_default=False, verbose_name=_("resting"))
 
     class Meta:
         constraints = [
@@ -307,12 +343,18 @@ class NumberRecord(models.Model):
 class OrderMessage(models.Model):
     """An inbound SMS matched to an order."""
 
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="messages")
-    sms = models.OneToOneField(InboundSms, on_delete=models.PROTECT, related_name="match")
-    otp_code = models.CharField(max_length=32)
-    created_at = models.DateTimeField(default=timezone.now)
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="messages", verbose_name=_("order")
+    )
+    sms = models.OneToOneField(
+        InboundSms, on_delete=models.PROTECT, related_name="match", verbose_name=_("SMS")
+    )
+    otp_code = models.CharField(max_length=32, verbose_name=_("OTP code"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("order message")
+        verbose_name_plural = _("order messages")
         ordering = ["id"]
 
     def __str__(self) -> str:
@@ -323,14 +365,23 @@ class IdempotencyKey(models.Model):
     """A remembered `Idempotency-Key` of an order creation: the order, and the first answer
     as it was sent (text, so that a retry gets it back byte for byte)."""
 
-    buyer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
-    key = models.CharField(max_length=255)
-    fingerprint = models.CharField(max_length=64)
-    order = models.ForeignKey(
-        "Order", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    buyer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, verbose_name=_("buyer")
     )
-    response = models.TextField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    key = models.CharField(max_length=255, verbose_name=_("key"))
+    fingerprint = models.CharField(max_length=64, verbose_name=_("fingerprint"))
+    order = models.ForeignKey(
+        "Order",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("order"),
+    )
+    response = models.TextField(null=True, blank=True, verbose_name=_("response"))
+    created_at = models.DateTimeField(
+        default=timezone.now, db_index=True, verbose_name=_("created at")
+    )
 
     class Meta:
         verbose_name = _("idempotency key")
@@ -351,31 +402,43 @@ class CallbackDelivery(models.Model):
     carries the same signed content under the same `webhook_id`."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        DELIVERED = "delivered", "Delivered"
-        FAILED = "failed", "Failed"
+        PENDING = "pending", _("Pending")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Failed")
 
     class Event(models.TextChoices):
-        OTP_RECEIVED = "otp.received", "OTP received"
-        TEST = "test", "Test"
+        OTP_RECEIVED = "otp.received", _("OTP received")
+        TEST = "test", _("Test")
 
     buyer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="callback_deliveries"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="callback_deliveries",
+        verbose_name=_("buyer"),
     )
     order = models.ForeignKey(
-        Order, null=True, blank=True, on_delete=models.CASCADE, related_name="callbacks"
+        Order,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="callbacks",
+        verbose_name=_("order"),
     )
-    event = models.CharField(max_length=16, choices=Event.choices)
-    webhook_id = models.CharField(max_length=40, unique=True)
-    body = models.TextField(help_text="The JSON body exactly as signed and sent.")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    event = models.CharField(max_length=16, choices=Event.choices, verbose_name=_("event"))
+    webhook_id = models.CharField(max_length=40, unique=True, verbose_name=_("webhook ID"))
+    body = models.TextField(
+        help_text=_("The JSON body exactly as signed and sent."), verbose_name=_("body")
+    )
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, verbose_name=_("status")
+    )
+    attempts = models.PositiveSmallIntegerField(default=0, verbose_name=_("attempts"))
+    next_attempt_at = models.DateTimeField(null=True, blank=True, verbose_name=_("next attempt at"))
     # A worker that claims the delivery holds it until then; if it dies, the sweep takes
     # the delivery again after this moment (and sends the same webhook-id again).
-    leased_until = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    delivered_at = models.DateTimeField(null=True, blank=True)
+    leased_until = models.DateTimeField(null=True, blank=True, verbose_name=_("leased until"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
+    delivered_at = models.DateTimeField(null=True, blank=True, verbose_name=_("delivered at"))
 
     class Meta:
         verbose_name = _("callback delivery")
@@ -395,16 +458,25 @@ class CallbackDelivery(models.Model):
 
 class CallbackAttempt(models.Model):
     delivery = models.ForeignKey(
-        CallbackDelivery, on_delete=models.CASCADE, related_name="attempt_log"
+        CallbackDelivery,
+        on_delete=models.CASCADE,
+        related_name="attempt_log",
+        verbose_name=_("delivery"),
     )
-    at = models.DateTimeField(default=timezone.now)
-    url = models.CharField(max_length=2000, blank=True, default="")
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    error = models.CharField(max_length=500, null=True, blank=True)
-    duration_ms = models.PositiveIntegerField(default=0)
-    response_body = models.TextField(blank=True, default="", help_text="The first 1 KB.")
+    at = models.DateTimeField(default=timezone.now, verbose_name=_("time"))
+    url = models.CharField(max_length=2000, blank=True, default="", verbose_name=_("URL"))
+    status_code = models.PositiveSmallIntegerField(
+        null=True, blank=True, verbose_name=_("status code")
+    )
+    error = models.CharField(max_length=500, null=True, blank=True, verbose_name=_("error"))
+    duration_ms = models.PositiveIntegerField(default=0, verbose_name=_("duration (ms)"))
+    response_body = models.TextField(
+        blank=True, default="", help_text=_("The first 1 KB."), verbose_name=_("response body")
+    )
 
     class Meta:
+        verbose_name = _("callback attempt")
+        verbose_name_plural = _("callback attempts")
         ordering = ["-id"]
 
     def __str__(self) -> str:
@@ -417,11 +489,13 @@ class JobRun(models.Model):
     it; a table rather than the cache, which may evict or cull the row."""
 
     class Job(models.TextChoices):
-        EXPIRY_SWEEP = "expiry_sweep", "Expiry sweep"
-        LEDGER_CHECK = "ledger_check", "Ledger check"
+        EXPIRY_SWEEP = "expiry_sweep", _("Expiry sweep")
+        LEDGER_CHECK = "ledger_check", _("Ledger check")
 
-    name = models.CharField(max_length=64, primary_key=True, choices=Job.choices)
-    succeeded_at = models.DateTimeField()
+    name = models.CharField(
+        max_length=64, primary_key=True, choices=Job.choices, verbose_name=_("name")
+    )
+    succeeded_at = models.DateTimeField(verbose_name=_("succeeded at"))
 
     def __str__(self) -> str:
         return f"{self.name} at {self.succeeded_at}"

@@ -9,7 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from django.apps import apps
 from django.conf import settings
+from django.utils.functional import Promise
 
 CATALOGUE = Path(settings.BASE_DIR) / "locale" / "id" / "LC_MESSAGES"
 
@@ -82,3 +84,25 @@ def test_the_committed_mo_is_the_compiled_po(tmp_path: Path) -> None:
     assert catalogue(CATALOGUE / "django.mo") == catalogue(fresh), (
         "locale/id/LC_MESSAGES/django.mo is stale: run manage.py compilemessages -l id"
     )
+
+
+def test_every_field_and_choice_of_the_apps_is_named_for_translation() -> None:
+    # A field without verbose_name heads the admin's columns and labels its forms in
+    # English whatever the language; so does a choice or help text that is a plain str.
+    plain = []
+    for app in ("accounts", "billing", "modems", "orders"):
+        for model in apps.get_app_config(app).get_models():
+            for field in [*model._meta.fields, *model._meta.many_to_many]:
+                where = f"{model.__name__}.{field.name}"
+                if field.auto_created:
+                    continue  # the id
+                if not isinstance(field.verbose_name, Promise):
+                    plain.append(f"{where} verbose_name {field.verbose_name!r}")
+                if field.help_text and not isinstance(field.help_text, Promise):
+                    plain.append(f"{where} help_text {field.help_text!r}")
+                plain += [
+                    f"{where} choice {label!r}"
+                    for _value, label in field.flatchoices
+                    if not isinstance(label, Promise)
+                ]
+    assert not plain, "\n".join(plain)

@@ -8,6 +8,7 @@ from typing import Any
 
 import axe_playwright_python
 import pytest
+from django.conf import settings
 from django.urls import reverse
 from playwright.sync_api import Page
 
@@ -46,12 +47,14 @@ def blocking_violations(page: Page) -> list[str]:
     ]
 
 
-def check_pages(page: Page, base: str, paths: list[str]) -> None:
+def check_pages(page: Page, base: str, paths: list[str], language: str | None = None) -> None:
     problems = []
     for path in paths:
         for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
             page.set_viewport_size(size)
             page.goto(base + path)
+            if language:
+                assert page.locator("html").get_attribute("lang") == language, path
             problems += [f"{path} [{label}] {line}" for line in blocking_violations(page)]
     page.set_viewport_size(DESKTOP)
     assert not problems, "\n".join(problems)
@@ -112,6 +115,7 @@ def test_the_buyer_pages_have_no_serious_violation(
         reverse("topup"),
         reverse("topup-detail", args=[topup.pk]),
         reverse("password_change"),
+        reverse("account-time-zone"),
         reverse("reseller"),  # "become a reseller"
         reverse("staff-overview"),  # 403 for a buyer
     ]
@@ -127,7 +131,12 @@ def test_the_reseller_pages_have_no_serious_violation(
         modem=modem, reseller=reseller.user, sender="WhatsApp", text="Kode 123456"
     )
     log_in(page, reseller)
-    paths = [reverse("reseller"), reverse("reseller-sms"), reverse("withdrawals")]
+    paths = [
+        reverse("reseller"),
+        reverse("reseller-sms"),
+        reverse("reseller-numbers"),
+        reverse("withdrawals"),
+    ]
     check_pages(page, live_server.url, paths)
 
 
@@ -135,5 +144,43 @@ def test_the_staff_pages_have_no_serious_violation(
     page: Page, live_server: Any, staff_account: Account, log_in: LogIn
 ) -> None:
     log_in(page, staff_account)
-    paths = [reverse("staff-overview"), reverse("finance"), reverse("admin:index")]
+    paths = [
+        reverse("staff-overview"),
+        reverse("staff-numbers"),
+        reverse("finance"),
+        reverse("admin:index"),
+    ]
     check_pages(page, live_server.url, paths)
+
+
+def test_the_pages_in_indonesian_have_no_serious_violation(
+    new_context: Callable[..., Any],
+    live_server: Any,
+    buyer_account: Account,
+    staff_account: Account,
+    whatsapp: Application,
+    log_in: LogIn,
+) -> None:
+    # Longer words, other labels: the dashboard with an order, the reseller page and the
+    # admin (its index and a list with a row) read in Indonesian.
+    agent = make_agent()
+    modem = ModemFactory(reseller=agent.user)
+    order_create(buyer=buyer_account.user, application_id=whatsapp.pk)
+    sms_receive(reseller=agent.user, uid=modem.uid, sender="WhatsApp", text="Code 123456")
+    reseller = make_account("pool@example.com", reseller=True)
+    own_modem = ModemFactory(reseller=reseller.user, uid="COM3")
+    InboundSms.objects.create(
+        modem=own_modem, reseller=reseller.user, sender="WhatsApp", text="Kode 123456"
+    )
+    visits = (
+        (buyer_account, [reverse("dashboard")]),
+        (reseller, [reverse("reseller")]),
+        (staff_account, [reverse("admin:index"), reverse("admin:orders_order_changelist")]),
+    )
+    for account, paths in visits:
+        page = new_context(bypass_csp=True).new_page()
+        log_in(page, account)
+        page.context.add_cookies(
+            [{"name": settings.LANGUAGE_COOKIE_NAME, "value": "id", "url": live_server.url}]
+        )
+        check_pages(page, live_server.url, paths, language="id")

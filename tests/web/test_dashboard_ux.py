@@ -351,3 +351,27 @@ def test_the_admin_reads_in_indonesian_with_its_actions_forms_and_model_names(
     page.get_by_role("button", name="Sesuaikan lewat buku besar").click()
     expect(page.get_by_text("saldonya sekarang Rp 25.000")).to_be_visible()
     shoot(page, "62-admin-adjusted-indonesian")
+
+
+def test_the_admin_orders_list_heads_its_columns_in_indonesian(
+    page: Page,
+    live_server: Any,
+    buyer_account: Account,
+    staff_account: Account,
+    whatsapp: Application,
+    online_modem: Modem,
+    log_in: LogIn,
+    shoot: Shoot,
+) -> None:
+    order_create(buyer=buyer_account.user, application_id=whatsapp.pk)
+    log_in(page, staff_account)
+    page.get_by_role("button", name="Bahasa Indonesia").click()
+    page.goto(f"{live_server.url}/admin/orders/order/")
+    headers = page.locator("#result_list thead")
+    for header in ("Pembeli", "Nomor telepon", "Harga", "Kode OTP", "Dibuat pada"):
+        expect(headers).to_contain_text(header)
+    expect(page.locator("#result_list tbody")).to_contain_text("Menunggu")  # the status
+    expect(page.locator("#date-hierarchy-label")).to_have_text("Saring menurut dibuat pada")
+    for english in ("Buyer", "Phone number", "Otp code", "Created at", "Expires at"):
+        expect(headers).not_to_contain_text(english)
+    shoot(page, "65-admin-orders-indonesian")
