@@ -79,8 +79,9 @@ DELIVERABILITY_MIN_ORDERS = _positive_int("DELIVERABILITY_MIN_ORDERS", 20)
 DELIVERABILITY_CACHE_SECONDS = _positive_int("DELIVERABILITY_CACHE_SECONDS", 60, minimum=0)
 # Routing to numbers that deliver (orders/statements/free_modems.py): a number that failed
 # this many orders of an application in a row (0: never) rests from it this long; an order
-# gets the likeliest to deliver of the first ROUTING_CANDIDATES free modems (1: the first), except
-# a share of orders (ROUTING_EXPLORATION_PERCENT) that take the first, so new numbers get tried.
+# gets the likeliest to deliver of the first ROUTING_CANDIDATES free modems (1: the first),
+# except a share of orders (ROUTING_EXPLORATION_PERCENT) that take the first, so numbers
+# that failed get tried again.
 NUMBER_REST_AFTER_FAILURES = _positive_int("NUMBER_REST_AFTER_FAILURES", 3, minimum=0)
 NUMBER_REST_SECONDS = _positive_int("NUMBER_REST_SECONDS", 6 * 3600)
 ROUTING_CANDIDATES = _positive_int("ROUTING_CANDIDATES", 2)
