@@ -224,7 +224,7 @@ def pick(
     number is likeliest to deliver for the application (`_PREFERENCE`; ties: the first),
     unless %(explore)s (a share of orders): then the first, whatever its record, so a
     number that failed is tried again now and then. When no candidate is left past the
-    point (or all are held), the first free modem. Only the candidates are scored: a few
+    point (or all are held), the first free modem. Only the candidates are ranked: a few
     index probes each, whatever the number of modems. One candidate: always the first
     free modem (no routing)."""
     free = free_modems(operator, online_seconds, rest, by_carrier)
