@@ -369,10 +369,6 @@ class NumberLine:
     overall: ApplicationRecord | None
     applications: list[ApplicationRecord]
 
-    @property
-    def resting(self) -> list[ApplicationRecord]:
-        return [record for record in self.applications if record.resting_until]
-
 
 def numbers_resting() -> QuerySet[NumberRecord]:
     """The records whose number rests now, by the pick's own rule (free_modems.resting)."""
